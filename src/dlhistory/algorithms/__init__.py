@@ -1,0 +1,1 @@
+"""Algorithm components shared by two or more milestones."""

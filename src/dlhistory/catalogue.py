@@ -1,0 +1,36 @@
+"""The timeline: one explicit, chronological list of milestones. No registration by import."""
+
+from __future__ import annotations
+
+from .errors import UsageError, did_you_mean
+from .milestones import alexnet, resnet
+from .spec import Milestone
+
+CATALOGUE: tuple[Milestone, ...] = (
+    alexnet.MILESTONE,  # 2012
+    resnet.MILESTONE,  # 2015
+)
+
+
+def _index(milestones: tuple[Milestone, ...]) -> dict[str, Milestone]:
+    index: dict[str, Milestone] = {}
+    for m in milestones:
+        if m.key in index:
+            raise ValueError(f"duplicate milestone key {m.key!r} in the catalogue")
+        index[m.key] = m
+    years = [m.year for m in milestones]
+    if years != sorted(years):
+        raise ValueError("the catalogue must be in chronological order")
+    return index
+
+
+BY_KEY = _index(CATALOGUE)
+
+
+def get(key: str) -> Milestone:
+    """The milestone called ``key``; an unknown name raises a one-line UsageError with suggestions."""
+    try:
+        return BY_KEY[key]
+    except KeyError:
+        raise UsageError(f"unknown milestone {key!r}{did_you_mean(key, BY_KEY)}; "
+                         "'dlhistory list' shows the timeline") from None

@@ -1,0 +1,105 @@
+"""Checkpoints without pickle: one safetensors file holding weights, optimizer tensors and RNG state.
+
+Everything that is not a tensor (step, learning-rate schedule, optimizer hyper-parameters) travels as
+JSON in the safetensors header's metadata. A single file lets the write be atomic: it is written to a
+temporary name, flushed to disk and renamed over the old checkpoint, so a kill -9 at any moment leaves
+either the old or the new checkpoint, never a partial one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .errors import UsageError
+
+_TENSOR = "__tensor__"
+
+
+def flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Replace every tensor in a nested dict/list with a reference, collecting it in ``tensors``."""
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().to("cpu").contiguous()
+        return {_TENSOR: prefix}
+    if isinstance(obj, dict):
+        # JSON keys are strings; remember int keys (optimizer state is keyed by parameter index).
+        return {
+            "__dict__": [[k, flatten(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()],
+        }
+    if isinstance(obj, (list, tuple)):
+        return [flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+    return obj
+
+
+def unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`flatten`."""
+    if isinstance(obj, dict) and _TENSOR in obj:
+        return tensors[obj[_TENSOR]]
+    if isinstance(obj, dict) and "__dict__" in obj:
+        return {k: unflatten(v, tensors) for k, v in obj["__dict__"]}
+    if isinstance(obj, list):
+        return [unflatten(v, tensors) for v in obj]
+    return obj
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    """Atomically write ``state`` (nested dicts of tensors and JSON values) to ``path``."""
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = flatten(state, "s", tensors)
+    _atomic_save_file(tensors, path, metadata={"dlhistory": json.dumps(skeleton)})
+
+
+def _atomic_save_file(tensors: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
+    """Write to a temporary file beside ``path``, fsync, then rename over it (all or nothing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save`; a damaged file raises a one-line UsageError."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            skeleton = json.loads(f.metadata()["dlhistory"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except FileNotFoundError:
+        raise UsageError(f"no checkpoint at {path}; run without --resume to start afresh") from None
+    except Exception as e:  # safetensors raises its own error types for truncated headers
+        raise UsageError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
+                         "delete it to start afresh") from None
+    return unflatten(skeleton, tensors)
+
+
+def save_weights(path: Path, module: torch.nn.Module) -> None:
+    """Plain model weights for users: ``safetensors.torch.load_file(path)`` gives the state dict."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    _atomic_save_file(tensors, path)
+
+
+def rng_state() -> dict[str, Any]:
+    """The random-number generators a run draws from (dropout, augmentation, initialisation)."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,217 @@
+"""The command line: ``dlhistory list | show | run | compare | review``.
+
+Every error a user can fix prints one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from . import catalogue
+from .errors import UsageError
+
+EPILOG = """examples:
+  dlhistory list
+  dlhistory show resnet
+  dlhistory run alexnet --preset cpu
+  dlhistory run resnet --variant plain model.n=5 algorithm.lr=0.05
+  dlhistory run alexnet --resume latest
+  dlhistory compare resnet --seeds 3
+  dlhistory review --preset cpu
+  torchrun --nproc_per_node=2 -m dlhistory run alexnet --preset smoke
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.handler(args) or 0
+    except UsageError as e:
+        print(f"dlhistory: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("dlhistory: interrupted; continue with --resume latest", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dlhistory", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Deep learning's history, runnable: every milestone is a recipe of four components "
+                    "(data, model, loss, algorithm), compared with the baseline it improved on.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="the timeline: year, milestone, what changed, the claim")
+    p.set_defaults(handler=cmd_list)
+
+    p = sub.add_parser("show", help="a milestone's four components, configs and diff against its baselines")
+    _recipe_args(p)
+    p.set_defaults(handler=cmd_show)
+
+    p = sub.add_parser("run", help="train one milestone (or a baseline) and print its results",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="overrides: dotted keys, e.g. model.n=5 algorithm.lr=0.05 data.train_size=10000")
+    _recipe_args(p)
+    _run_args(p)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR",
+                   help="continue an interrupted run: its directory, or the latest of this variant")
+    p.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                   help="steps between checkpoints (default: at each evaluation)")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("compare", help="the milestone and its baselines over several seeds; is the claim true?")
+    p.add_argument("milestone")
+    p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
+    _run_args(p)
+    p.set_defaults(handler=cmd_compare)
+
+    p = sub.add_parser("review", help="compare every milestone of the timeline and write a summary")
+    p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
+    p.add_argument("--only", nargs="+", metavar="MILESTONE", help="review only these milestones")
+    _run_args(p)
+    p.set_defaults(handler=cmd_review)
+    return parser
+
+
+def _recipe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("milestone", help="milestone key, e.g. alexnet (see 'dlhistory list')")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. model.n=5")
+    p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
+    p.add_argument("--variant", help="a baseline to run instead of the milestone, e.g. plain")
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: cuda if present)")
+    p.add_argument("--precision", default="auto", help="auto | bf16 | fp32 (default: bf16 where supported)")
+    p.add_argument("--runs-dir", default="runs", help="where runs are written (default ./runs)")
+    p.add_argument("--data-dir", help="a folder holding the datasets (also: env DLHISTORY_DATA)")
+    p.add_argument("--evals", type=int, default=10, help="validation evaluations during training")
+    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (slower)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def _run_options(args: argparse.Namespace) -> dict:
+    return {"device": args.device, "precision": args.precision, "runs_dir": args.runs_dir,
+            "data_dir": args.data_dir, "evals": args.evals, "deterministic": args.deterministic,
+            "progress": args.progress}
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from .report.tables import format_table
+
+    rows = [[str(m.year), m.key, m.title, ", ".join(m.changes), m.showed] for m in catalogue.CATALOGUE]
+    print(format_table(["year", "key", "milestone", "changed", "what it showed"], rows))
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    from .config import apply_overrides
+    from .spec import KINDS
+
+    m = catalogue.get(args.milestone)
+    recipe = apply_overrides(m.recipe(args.preset, args.variant), args.overrides)
+    print(f"{m.year} {m.title} ({m.key}): {m.showed}\n  {m.citation}\n  {m.url}\n")
+    print(f"recipe: {args.variant or m.variant} @ {args.preset}")
+    for kind in KINDS:
+        component = getattr(recipe, kind)
+        print(f"  {kind:<9} {component.name}")
+        for f in dataclasses.fields(component.config):
+            print(f"      {kind}.{f.name} = {getattr(component.config, f.name)!r}")
+    print(f"\nchanges vs the baselines: {', '.join(m.changes)}")
+    for baseline in m.baselines:
+        other = m.recipe(args.preset, baseline)
+        print(f"  baseline {baseline}:")
+        for kind in other.differs_from(m.recipe(args.preset)):
+            ours, theirs = getattr(m.recipe(args.preset), kind), getattr(other, kind)
+            print(f"    {kind:<9} {ours.name} -> {theirs.name}")
+    print(f"\nclaim: {m.claim.statement}")
+    if m.claim.thresholds:
+        print("  thresholds: " + ", ".join(f"{p} {m.claim.metric} {'>=' if m.claim.direction == 'max' else '<='} "
+                                           f"{t}" for p, t in m.claim.thresholds.items()))
+    print(f"  paper: {m.claim.paper}")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from . import runner
+    from .report.tables import format_table
+
+    m = catalogue.get(args.milestone)
+    options = runner.RunOptions(preset=args.preset, variant=args.variant, seed=args.seed,
+                                overrides=tuple(args.overrides), resume=args.resume,
+                                checkpoint_every=args.checkpoint_every, **_run_options(args))
+    result = runner.run(m, options)
+    if result.get("rank", 0) != 0:
+        return
+    keys = [k for k in result if k.startswith(("train_", "val_", "test_"))]
+    keys += ["samples_per_s", "parameters", "precision", "device"]
+    print(format_table(["metric", "value"], [[k, _fmt(result.get(k))] for k in keys]))
+    print(f"run directory: {result['run_dir']}")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .compare import compare, save
+    from .report.tables import format_table, verdict_word
+
+    m = catalogue.get(args.milestone)
+    _check_seeds(args.seeds)
+    c = compare(m, args.preset, args.seeds, log=_log, **_run_options(args))
+    paths = save(c, Path(args.runs_dir) / m.key / f"compare-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    print(f"\n{m.year} {m.title} ({args.preset}, seeds {c.seeds}): {m.claim.statement}")
+    print(format_table(c.headers(), c.rows()))
+    print(f"paper: {m.claim.paper}")
+    print(f"claim {verdict_word(c.verdict.holds)}: {c.verdict.reason}")
+    print(f"wall time {c.seconds:.0f} s; summary {paths['md']}; figure {paths['figure']}")
+
+
+def cmd_review(args: argparse.Namespace) -> None:
+    from .compare import review, save
+    from .report.tables import REVIEW_HEADERS, format_table, review_markdown, review_rows
+    from .runner import write_json
+
+    _check_seeds(args.seeds)
+    milestones = tuple(catalogue.get(k) for k in args.only) if args.only else catalogue.CATALOGUE
+    start = time.perf_counter()
+    entries = review(milestones, args.preset, args.seeds, log=_log, **_run_options(args))
+    seconds = time.perf_counter() - start
+    out = Path(args.runs_dir) / "review" / f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    for e in entries:
+        if e.comparison is not None:
+            save(e.comparison, out / e.milestone.key)
+    (out / "summary.md").write_text(review_markdown(entries, args.preset, args.seeds, seconds))
+    write_json(out / "summary.json", {
+        "preset": args.preset, "seeds": args.seeds, "seconds": round(seconds, 1),
+        "milestones": [e.comparison.to_json() if e.comparison else
+                       {"milestone": e.milestone.key, "year": e.milestone.year, "skipped": e.skipped}
+                       for e in entries]})
+    print(f"\ndlhistory review ({args.preset} preset, {args.seeds} seeds, {seconds / 60:.1f} min)")
+    print(format_table(REVIEW_HEADERS, review_rows(entries)))
+    print(f"summary: {out / 'summary.md'} and {out / 'summary.json'}")
+
+
+def _check_seeds(seeds: int) -> None:
+    if seeds < 1:
+        raise UsageError(f"--seeds {seeds}: need at least 1 seed")
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

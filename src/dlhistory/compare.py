@@ -1,0 +1,154 @@
+"""Compare a milestone with its baselines over several seeds and judge its claim.
+
+``compare`` runs every point of the milestone's experiment (by default: the milestone and each
+baseline) for ``seeds`` seeds, summarises each metric as mean +- std, and asks the claim whether it
+holds. ``review`` does that for the whole timeline; a milestone whose data is unavailable is reported
+as skipped with the reason, and the review goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+from .runner import RunOptions, run, write_json
+from .spec import Milestone, Verdict
+
+REPORTED = ("test_accuracy", "val_accuracy", "train_loss", "train_seconds")
+
+
+@dataclass
+class Comparison:
+    """The results of one milestone's experiment at one preset."""
+
+    milestone: Milestone
+    preset: str
+    seeds: list[int]
+    results: dict[str, list[dict]] = field(default_factory=dict)
+    """Point name -> one result dict per seed."""
+    verdict: Verdict | None = None
+    seconds: float = 0.0
+
+    def summary(self, metric: str, point: str) -> tuple[float, float]:
+        """(mean, std) of ``metric`` over seeds at ``point`` (std 0 for a single seed)."""
+        values = [r[metric] for r in self.results[point] if metric in r]
+        if not values:
+            return math.nan, math.nan
+        return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    def rows(self) -> list[list[str]]:
+        metrics = _metrics(self)
+        return [[point, *(format_mean_std(*self.summary(m, point), m) for m in metrics)]
+                for point in self.results]
+
+    def headers(self) -> list[str]:
+        return ["variant", *(_metrics(self))]
+
+    def to_json(self) -> dict[str, Any]:
+        m = self.milestone
+        return {"milestone": m.key, "year": m.year, "title": m.title, "preset": self.preset,
+                "seeds": self.seeds, "claim": m.claim.statement, "metric": m.claim.metric,
+                "threshold": m.claim.thresholds.get(self.preset), "paper": m.claim.paper,
+                "holds": self.verdict.holds if self.verdict else None,
+                "reason": self.verdict.reason if self.verdict else None,
+                "seconds": round(self.seconds, 1),
+                "summary": {p: {k: dict(zip(("mean", "std"), self.summary(k, p), strict=True))
+                                for k in _metrics(self)} for p in self.results},
+                "runs": {p: [r.get("run_dir") for r in rs] for p, rs in self.results.items()}}
+
+
+def _metrics(comparison: Comparison) -> list[str]:
+    claim_metric = comparison.milestone.claim.metric
+    seen = {k for rs in comparison.results.values() for r in rs for k in r}
+    return [claim_metric, *(m for m in REPORTED if m != claim_metric and m in seen)]
+
+
+def format_mean_std(mean: float, std: float, metric: str = "") -> str:
+    if math.isnan(mean):
+        return "-"
+    if metric.endswith("accuracy"):
+        return f"{100 * mean:.2f} ± {100 * std:.2f}%"
+    if metric.endswith("seconds"):
+        return f"{mean:.1f} ± {std:.1f}"
+    return f"{mean:.4f} ± {std:.4f}"
+
+
+def default_judge(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) -> Verdict:
+    """The milestone's mean metric reaches the preset's threshold and beats every baseline's mean."""
+    claim = milestone.claim
+    sign = 1 if claim.direction == "max" else -1
+
+    def mean(point: str) -> float:
+        return statistics.mean(r[claim.metric] for r in results[point])
+
+    ours = mean(milestone.variant)
+    reasons, holds = [], True
+    threshold = claim.thresholds.get(preset)
+    if threshold is not None:
+        ok = sign * (ours - threshold) >= 0
+        holds &= ok
+        reasons.append(f"{claim.metric} {ours:.4f} {'>=' if sign > 0 else '<='} {threshold} "
+                       f"{'yes' if ok else 'NO'}")
+    for baseline in (p for p in results if p != milestone.variant):
+        ok = sign * (ours - mean(baseline)) > 0
+        holds &= ok
+        reasons.append(f"beats {baseline} ({mean(baseline):.4f}) {'yes' if ok else 'NO'}")
+    return Verdict(holds, "; ".join(reasons))
+
+
+def compare(milestone: Milestone, preset: str = "cpu", seeds: int = 3, first_seed: int = 0,
+            log=print, **options: Any) -> Comparison:
+    """Run the milestone's experiment at ``preset`` for ``seeds`` seeds and judge the claim."""
+    start = time.perf_counter()
+    comparison = Comparison(milestone, preset, list(range(first_seed, first_seed + seeds)))
+    points = milestone.points(preset)
+    for i, point in enumerate(points):
+        for seed in comparison.seeds:
+            log(f"[{milestone.key} {preset}] {point.name} seed {seed} ({i + 1}/{len(points)})")
+            label = point.label.replace("=", "").replace(" ", "")
+            opts = RunOptions(preset=preset, variant=point.variant, seed=seed, overrides=point.overrides,
+                              label=label, **options)
+            comparison.results.setdefault(point.name, []).append(run(milestone, opts))
+    judge = milestone.claim.judge or default_judge
+    comparison.verdict = judge(milestone, preset, comparison.results)
+    comparison.seconds = time.perf_counter() - start
+    return comparison
+
+
+def save(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
+    """Write summary.json, summary.md and the comparison figure into ``out_dir``."""
+    from .report import figures, tables
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "summary.json", "md": out_dir / "summary.md",
+             "figure": out_dir / f"{comparison.milestone.key}.png"}
+    write_json(paths["json"], comparison.to_json())
+    paths["md"].write_text(tables.comparison_markdown(comparison))
+    figures.comparison_figure(comparison, paths["figure"])
+    return paths
+
+
+@dataclass
+class ReviewEntry:
+    milestone: Milestone
+    comparison: Comparison | None = None
+    skipped: str | None = None
+
+
+def review(milestones: tuple[Milestone, ...], preset: str, seeds: int, log=print,
+           **options: Any) -> list[ReviewEntry]:
+    """Compare every milestone of the timeline; unavailable data skips an entry, never the review."""
+    entries = []
+    for m in milestones:
+        try:
+            entries.append(ReviewEntry(m, compare(m, preset, seeds, log=log, **options)))
+        except DataError as e:
+            log(f"[{m.key}] skipped: {e}")
+            entries.append(ReviewEntry(m, skipped=str(e)))
+    return entries

@@ -1,0 +1,122 @@
+"""Dotted overrides on typed, frozen dataclass configs.
+
+``model.depth=56 algorithm.lr=0.1 data.train_size=10000`` replaces fields of a recipe's component
+configs. Values are parsed by the field's annotation; an unknown key or a value of the wrong type raises
+:class:`~dlhistory.errors.UsageError` with one line naming it and the closest valid keys. No ``eval``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable
+from typing import Any
+
+from .errors import UsageError, did_you_mean
+from .spec import KINDS, Recipe
+
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+
+
+def apply_overrides(recipe: Recipe, overrides: Iterable[str]) -> Recipe:
+    """Return ``recipe`` with every ``kind.field[.sub]=value`` override applied, in order."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"override {item!r} is not of the form key=value (e.g. algorithm.lr=0.1)")
+        kind, _, path = key.partition(".")
+        if kind not in KINDS:
+            raise UsageError(f"unknown component {kind!r} in {item!r}{did_you_mean(kind, KINDS)}")
+        if not path:
+            raise UsageError(f"override {item!r} names no field; valid keys: {', '.join(keys(recipe))}")
+        component = getattr(recipe, kind)
+        config = _set(component.config, path.split("."), raw, prefix=kind, valid=keys(recipe))
+        recipe = recipe.swap(**{kind: component.with_config(config)})
+    return recipe
+
+
+def keys(recipe: Recipe) -> list[str]:
+    """Every overridable dotted key of a recipe, e.g. ``model.depth``."""
+    return [f"{kind}.{k}" for kind in KINDS for k in _field_keys(getattr(recipe, kind).config)]
+
+
+def as_dict(config: Any) -> dict[str, Any]:
+    """A JSON-friendly dict of a (nested) config dataclass."""
+    return dataclasses.asdict(config)
+
+
+def _field_keys(config: Any) -> list[str]:
+    out = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            out += [f"{f.name}.{k}" for k in _field_keys(value)]
+        else:
+            out.append(f.name)
+    return out
+
+
+def _set(config: Any, path: list[str], raw: str, prefix: str, valid: list[str]) -> Any:
+    name, rest = path[0], path[1:]
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    full = f"{prefix}.{name}"
+    if name not in fields:
+        raise UsageError(f"unknown key {'.'.join([prefix, *path])!r}{did_you_mean(full, valid)}")
+    current = getattr(config, name)
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise UsageError(f"{full} is a value, not a group; use {full}=VALUE")
+        return dataclasses.replace(config, **{name: _set(current, rest, raw, full, valid)})
+    if dataclasses.is_dataclass(current):
+        raise UsageError(f"{full} is a group; set one of its fields, e.g. {_field_keys(current)[0]}")
+    hint = typing.get_type_hints(type(config))[name]
+    return dataclasses.replace(config, **{name: parse_value(raw, hint, full)})
+
+
+def parse_value(raw: str, hint: Any, key: str) -> Any:
+    """Parse ``raw`` as a value of type ``hint`` (int, float, bool, str, Literal, Optional, tuple)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if raw.lower() in ("none", "null") and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return parse_value(raw, arg, key)
+            except UsageError as e:
+                errors.append(str(e))
+        raise UsageError(errors[0] if errors else f"{key}: cannot parse {raw!r}")
+    if origin is typing.Literal:
+        for option in args:
+            if str(option) == raw:
+                return option
+        raise UsageError(f"{key}={raw!r} is not one of {', '.join(map(str, args))}")
+    if origin is tuple:
+        items = [s for s in raw.split(",") if s] if raw else []
+        inner = args[0] if args else str
+        return tuple(parse_value(s, inner, key) for s in items)
+    if hint is bool:
+        if raw.lower() in _TRUE | _FALSE:
+            return raw.lower() in _TRUE
+        raise UsageError(f"{key}={raw!r}: expected a boolean (true/false)")
+    if hint is int:
+        try:
+            return int(raw.replace("_", ""))
+        except ValueError:
+            try:
+                as_float = float(raw)  # accept 1e4 where it is a whole number
+            except ValueError:
+                as_float = None
+            if as_float is not None and as_float.is_integer():
+                return int(as_float)
+            raise UsageError(f"{key}={raw!r}: expected an integer") from None
+    if hint is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise UsageError(f"{key}={raw!r}: expected a number") from None
+    if hint is str:
+        return raw
+    raise UsageError(f"{key}: fields of type {hint} cannot be set from the command line")

@@ -1,0 +1,1 @@
+"""Loss components shared by two or more milestones."""

@@ -1,0 +1,1 @@
+"""One file per milestone, each read top to bottom: data, model, loss, algorithm, then the claim."""

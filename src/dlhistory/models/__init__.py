@@ -1,0 +1,1 @@
+"""Model components shared by two or more milestones."""

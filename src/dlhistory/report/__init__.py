@@ -1,0 +1,1 @@
+"""Tables and figures of runs, comparisons and the review."""

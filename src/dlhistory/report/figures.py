@@ -1,0 +1,102 @@
+"""Figures saved as PNG: a run's training curves, and a comparison's figure."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_metrics(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interruption
+    return records
+
+
+def training_curves(metrics_path: Path, out: Path) -> None:
+    """Training loss and validation metrics against the step, for one run."""
+    records = read_metrics(metrics_path)
+    train = [r for r in records if r["split"] == "train" and "loss" in r]
+    val = [r for r in records if r["split"] == "val"]
+    if not train:
+        return  # a one-step procedure (the SVM) has no curve to draw
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    left.plot([r["step"] for r in train], [r["loss"] for r in train], label="train (running mean)")
+    if val and "loss" in val[0]:
+        left.plot([r["step"] for r in val], [r["loss"] for r in val], "o-", label="validation")
+    left.set(xlabel="step", ylabel="loss", title="loss")
+    left.legend()
+    if val and "accuracy" in val[0]:
+        right.plot([r["step"] for r in val], [100 * r["accuracy"] for r in val], "o-", color="C1")
+        right.set(xlabel="step", ylabel="validation accuracy (%)", title="validation accuracy")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def comparison_figure(comparison, out: Path) -> None:
+    """Curves per variant when the points vary a setting (ResNet's depths, like the paper's Figure 6),
+    else a bar chart of the claim's metric with seed error bars."""
+    if any(" " in p for p in comparison.results):
+        _curves_by_variant(comparison, out)
+    else:
+        _bars(comparison, out)
+
+
+def _bars(comparison, out: Path) -> None:
+    metric = comparison.milestone.claim.metric
+    points = list(comparison.results)
+    stats = [comparison.summary(metric, p) for p in points]
+    scale = 100 if metric.endswith("accuracy") else 1
+    fig, ax = plt.subplots(figsize=(1.6 * len(points) + 2, 3.8))
+    ax.bar(points, [scale * m for m, _ in stats], yerr=[scale * s for _, s in stats], capsize=4,
+           color=["C0" if p == comparison.milestone.variant else "C7" for p in points])
+    for i, (m, _) in enumerate(stats):
+        ax.annotate(f"{scale * m:.2f}", (i, scale * m), ha="center", va="bottom", fontsize=9)
+    low = min(scale * m for m, _ in stats)
+    ax.set_ylim(bottom=max(0, low - 0.1 * abs(low) - 1))
+    m = comparison.milestone
+    ax.set(ylabel=metric + (" (%)" if scale == 100 else ""),
+           title=f"{m.year} {m.title} ({comparison.preset}, {len(comparison.seeds)} seeds)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def _curves_by_variant(comparison, out: Path) -> None:
+    """One panel per variant, one line per setting: training loss (mean over seeds) against step."""
+    panels: dict[str, list[str]] = defaultdict(list)
+    for point in comparison.results:
+        panels[point.split(" ", 1)[0]].append(point)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), sharey=True, squeeze=False)
+    for ax, (variant, points) in zip(axes[0], panels.items(), strict=True):
+        for point in points:
+            curves = [[(r["step"], r["loss"]) for r in read_metrics(Path(res["run_dir"]) / "metrics.jsonl")
+                       if r["split"] == "train"] for res in comparison.results[point] if "run_dir" in res]
+            curves = [c for c in curves if c]
+            if not curves:
+                continue
+            length = min(len(c) for c in curves)
+            steps = [s for s, _ in curves[0][:length]]
+            mean = [statistics.mean(c[i][1] for c in curves) for i in range(length)]
+            ax.plot(steps, mean, label=point.split(" ", 1)[1])
+        ax.set(title=variant, xlabel="step", ylabel="training loss (running mean)", yscale="log")
+        ax.legend()
+    m = comparison.milestone
+    fig.suptitle(f"{m.year} {m.title}: training loss by depth ({comparison.preset}, "
+                 f"{len(comparison.seeds)} seeds)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

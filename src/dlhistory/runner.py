@@ -1,0 +1,446 @@
+"""The runner: the one place for engineering.
+
+It turns a recipe into a run: picks the device and precision, seeds everything, builds the four
+components, then drives the algorithm's procedure step by step with a progress bar, evaluation at
+intervals, ``metrics.jsonl`` and TensorBoard logs, atomic checkpoints, a NaN/Inf guard, resume and
+data-parallel training under ``torchrun``. Components never see any of this.
+
+The loop, in :func:`train`, is meant to be read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from . import checkpoint
+from .config import apply_overrides, as_dict
+from .errors import UsageError
+from .spec import Context, Milestone, Procedure, Recipe
+
+
+class Diverged(UsageError):
+    """The loss or the weights became NaN/Inf; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a recipe; none of this changes what is learned (except ``seed`` and ``precision``)."""
+
+    preset: str = "cpu"
+    variant: str | None = None
+    seed: int = 0
+    overrides: tuple[str, ...] = ()
+    device: str = "auto"
+    precision: str = "auto"
+    """'auto' (bf16 where the hardware has it), 'bf16' or 'fp32'."""
+    runs_dir: str = "runs"
+    data_dir: str | None = None
+    resume: str | None = None
+    """A run directory to continue, or 'latest' for the newest run of this milestone and variant."""
+    evals: int = 10
+    """Evaluations on the validation split during training (each also writes a checkpoint)."""
+    checkpoint_every: int | None = None
+    """Steps between checkpoints (default: at each evaluation)."""
+    deterministic: bool = False
+    progress: bool = True
+    label: str = ""
+    """Extra text in the run directory's name (used by compare to tell points apart)."""
+
+
+@dataclass
+class Hardware:
+    """Device, precision and process group of this run."""
+
+    device: torch.device
+    bf16: bool
+    channels_last: bool
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self):
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+
+# --------------------------------------------------------------------------------------------------
+# Setup: device, precision, processes, seeds
+
+
+def cpu_has_bf16() -> bool:
+    """True where the CPU has native bf16 arithmetic (AVX-512 BF16 or AMX), so autocast is a win."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def setup_hardware(device: str, precision: str) -> Hardware:
+    """Choose the device (cuda when present), bf16 where supported, and join torchrun's group."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UsageError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+    dev = torch.device(device)
+    if dev.type == "cuda" and world_size > 1:
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    if precision not in ("auto", "bf16", "fp32"):
+        raise UsageError(f"unknown precision {precision!r}; use auto, bf16 or fp32")
+    supported = torch.cuda.is_bf16_supported() if dev.type == "cuda" else cpu_has_bf16()
+    if precision == "bf16" and not supported:
+        raise UsageError("--precision bf16 is not supported on this hardware; use --precision fp32")
+    bf16 = precision == "bf16" or (precision == "auto" and supported)
+    # channels_last pays off together with bf16 on CPUs with AMX/AVX-512 and on tensor-core GPUs.
+    return Hardware(dev, bf16, channels_last=bf16, rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def prepare_model(model: Any, hw: Hardware) -> Any:
+    """Move a network to the device (channels_last for conv nets) and wrap it for data parallelism."""
+    if not isinstance(model, torch.nn.Module):
+        return model  # e.g. the scikit-learn SVM baseline
+    model = model.to(hw.device)
+    if hw.channels_last and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        model = model.to(memory_format=torch.channels_last)
+    if hw.world_size > 1:
+        ids = [hw.device.index] if hw.device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return model
+
+
+def parameter_count(model: Any) -> int:
+    if isinstance(model, torch.nn.Module):
+        return sum(p.numel() for p in model.parameters())
+    return int(getattr(model, "parameter_count", 0))
+
+
+# --------------------------------------------------------------------------------------------------
+# Run directories and records
+
+
+def new_run_dir(runs_dir: str, milestone: str, variant: str, options: RunOptions) -> Path:
+    """A fresh ``runs/<milestone>/<variant>/<run-id>``; two runs never share one (mkdir is atomic)."""
+    parent = Path(runs_dir) / milestone / variant
+    parent.mkdir(parents=True, exist_ok=True)
+    label = f"-{options.label}" if options.label else ""
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{options.preset}{label}-s{options.seed}"
+    for i in range(1000):
+        path = parent / (stem if i == 0 else f"{stem}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a run directory under {parent}")
+
+
+def find_run(runs_dir: str, milestone: str, variant: str, which: str) -> Path:
+    """Resolve ``--resume``: a run directory, or 'latest' of this milestone and variant."""
+    if which != "latest":
+        path = Path(which)
+        if not (path / "config.json").exists():
+            raise UsageError(f"--resume {which}: not a run directory (no config.json there)")
+        return path
+    parent = Path(runs_dir) / milestone / variant
+    runs = sorted((p for p in parent.glob("*/config.json")), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise UsageError(f"--resume latest: no runs of {milestone}/{variant} under {runs_dir}")
+    return runs[-1].parent
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    from . import __version__
+
+    found = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+             "dlhistory": __version__}
+    with contextlib.suppress(ImportError):
+        import sklearn
+
+        found["scikit-learn"] = sklearn.__version__
+    return found
+
+
+def git_commit() -> str:
+    """The commit of the source tree this package runs from ('+dirty' when it has local changes)."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha + ("+dirty" if dirty else "")) if sha else "unknown"
+
+
+class Logger:
+    """metrics.jsonl plus TensorBoard events, written by the main process only."""
+
+    def __init__(self, run_dir: Path | None, resume_step: int | None):
+        self.run_dir = run_dir
+        self.tb = None
+        if run_dir is None:
+            return
+        self.path = run_dir / "metrics.jsonl"
+        if resume_step is not None and self.path.exists():
+            # Drop records written after the checkpoint we resume from: they will be written again.
+            lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
+            kept = [ln for ln in lines if _record_step(ln) is not None and _record_step(ln) <= resume_step]
+            self.path.write_text("".join(ln + "\n" for ln in kept))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = None if resume_step is None else resume_step + 1
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
+        except ImportError:  # tensorboard is a dependency, but a run should not die for lack of it
+            self.tb = None
+
+    def log(self, step: int, split: str, metrics: dict[str, float]) -> None:
+        if self.run_dir is None:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": step, "split": split, **metrics}) + "\n")
+        if self.tb is not None:
+            for k, v in metrics.items():
+                self.tb.add_scalar(f"{split}/{k}", v, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _record_step(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a line cut short by kill -9 is dropped
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints and the NaN guard
+
+
+def all_finite(procedure: Procedure) -> bool:
+    for module in procedure.modules.values():
+        if isinstance(module, torch.nn.Module):
+            if not all(torch.isfinite(p).all() for p in module.parameters()):
+                return False
+    return True
+
+
+def save_checkpoint(path: Path, procedure: Procedure, step: int) -> None:
+    """Everything needed to continue exactly after ``step``."""
+    weights = {name: getattr(m, "module", m).state_dict() for name, m in procedure.modules.items()
+               if isinstance(m, torch.nn.Module)}
+    checkpoint.save(path, {"step": step, "weights": weights, "procedure": procedure.state_dict(),
+                           "rng": checkpoint.rng_state()})
+
+
+def load_checkpoint(path: Path, procedure: Procedure) -> int:
+    """Restore a checkpoint into ``procedure``; returns the step it was written after."""
+    state = checkpoint.load(path)
+    for name, weights in state["weights"].items():
+        getattr(procedure.modules[name], "module", procedure.modules[name]).load_state_dict(weights)
+    procedure.load_state_dict(state["procedure"])
+    checkpoint.set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+# --------------------------------------------------------------------------------------------------
+# The run
+
+
+def run(milestone: Milestone, options: RunOptions) -> dict[str, Any]:
+    """Run one recipe of ``milestone`` and return its result (also written to ``result.json``)."""
+    variant = options.variant or milestone.variant
+    resume_dir = None
+    if options.resume:
+        resume_dir = find_run(options.runs_dir, milestone.key, variant, options.resume)
+        saved = json.loads((resume_dir / "config.json").read_text())
+        if options.overrides and list(options.overrides) != saved["overrides"]:
+            raise UsageError("--resume continues a run as it was configured; drop the overrides")
+        options = dataclasses.replace(options, preset=saved["preset"], seed=saved["seed"],
+                                      overrides=tuple(saved["overrides"]), precision=saved["precision"])
+    recipe = apply_overrides(milestone.recipe(options.preset, variant), options.overrides)
+    hw = setup_hardware(options.device, options.precision)
+    torch.set_num_threads(int(os.environ.get("DLHISTORY_THREADS", torch.get_num_threads())))
+    seed_everything(options.seed, options.deterministic)
+
+    ctx = Context(seed=options.seed, rank=hw.rank, world_size=hw.world_size, data_dir=options.data_dir)
+    data = recipe.data(ctx)
+    if hasattr(data, "to"):
+        data = data.to(hw.device)
+    model = prepare_model(recipe.model(data), hw)
+    procedure = recipe.algorithm(model, recipe.loss(), data, ctx)
+
+    run_dir = resume_dir or _shared_run_dir(options, milestone.key, variant, hw)
+    config = {"milestone": milestone.key, "variant": variant, "preset": options.preset,
+              "seed": options.seed, "overrides": list(options.overrides),
+              "precision": "bf16" if hw.bf16 else "fp32", "device": str(hw.device),
+              "world_size": hw.world_size,
+              "components": {k: {"name": c.name, "config": as_dict(c.config)}
+                             for k, c in recipe.components().items()}}
+    if hw.is_main and resume_dir is None:
+        write_json(run_dir / "config.json", config)
+    start = 0
+    if resume_dir is not None and (run_dir / "checkpoint.safetensors").exists():
+        start = load_checkpoint(run_dir / "checkpoint.safetensors", procedure) + 1
+
+    logger = Logger(run_dir if hw.is_main else None, start - 1 if resume_dir is not None else None)
+    try:
+        train_seconds, history = train(procedure, hw, logger, run_dir, start, options)
+        final = {f"{split}_{k}": v for split in ("train", "val", "test")
+                 for k, v in _evaluate(procedure, hw, split).items()}
+    except Diverged as e:
+        if hw.is_main:
+            write_json(run_dir / "result.json", {**config, "status": "diverged", "error": str(e)})
+        raise
+    finally:
+        logger.close()
+
+    result = {**config, "status": "complete", "run_dir": str(run_dir), **final,
+              "train_seconds": round(train_seconds, 2),
+              "samples_per_s": round(history["samples"] / max(train_seconds, 1e-9), 1),
+              "steps": procedure.total_steps, "parameters": parameter_count(model),
+              "versions": versions(), "commit": git_commit(), "threads": torch.get_num_threads()}
+    if hw.world_size > 1:
+        result["ddp_identical_parameters"] = _ranks_agree(procedure)
+    if hw.is_main:
+        for name, module in procedure.modules.items():
+            if isinstance(module, torch.nn.Module):
+                checkpoint.save_weights(run_dir / f"{name}.safetensors", getattr(module, "module", module))
+        write_json(run_dir / "result.json", result)
+        _training_figure(run_dir)
+    return result
+
+
+def _shared_run_dir(options: RunOptions, milestone: str, variant: str, hw: Hardware) -> Path:
+    """Rank 0 creates the run directory and tells the other processes its name."""
+    path = [str(new_run_dir(options.runs_dir, milestone, variant, options))] if hw.is_main else [None]
+    if hw.world_size > 1:
+        dist.broadcast_object_list(path, src=0)
+    return Path(path[0])
+
+
+def _evaluate(procedure: Procedure, hw: Hardware, split: str) -> dict[str, float]:
+    with hw.autocast():
+        return procedure.evaluate(split)
+
+
+def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, start: int,
+          options: RunOptions) -> tuple[float, dict]:
+    """The training loop: update, log, evaluate, checkpoint. Returns (seconds, counters)."""
+    total = procedure.total_steps
+    eval_every = max(1, math.ceil(total / max(1, options.evals)))
+    checkpoint_every = options.checkpoint_every or eval_every
+    log_every = max(1, min(50, total // 100))
+    ckpt_path = run_dir / "checkpoint.safetensors"
+    sums: dict[str, Any] = {}
+    count, samples, seconds = 0, 0, 0.0
+    bar = tqdm(total=total, initial=start, disable=not (options.progress and hw.is_main),
+               dynamic_ncols=True, leave=False, unit="step")
+    tick = time.perf_counter()
+    for step in range(start, total):
+        with hw.autocast():
+            metrics = procedure.update(step)
+        for k, v in metrics.items():  # sum as tensors: no device sync until we log
+            sums[k] = sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
+        count += 1
+        samples += procedure.samples_per_step
+        bar.update(1)
+        last = step == total - 1
+        if (step + 1) % log_every == 0 or last:
+            means = {k: float(v) / count for k, v in sums.items()}
+            _guard(means, step, ckpt_path)
+            elapsed = time.perf_counter() - tick
+            seconds, tick = seconds + elapsed, time.perf_counter()
+            means["samples_per_s"] = count * procedure.samples_per_step / max(elapsed, 1e-9)
+            logger.log(step, "train", means)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in means.items() if k != "lr"}, refresh=False)
+            sums, count = {}, 0
+        if (step + 1) % eval_every == 0 or last:
+            seconds += time.perf_counter() - tick
+            logger.log(step, "val", _evaluate(procedure, hw, "val"))
+            tick = time.perf_counter()
+        if hw.is_main and ((step + 1) % checkpoint_every == 0 or last):
+            if not all_finite(procedure):
+                _guard({"weights": math.nan}, step, ckpt_path)
+            save_checkpoint(ckpt_path, procedure, step)
+            tick = time.perf_counter()  # writing checkpoints is not training time
+    bar.close()
+    return seconds, {"samples": samples}
+
+
+def _guard(metrics: dict[str, float], step: int, ckpt_path: Path) -> None:
+    """Stop at the first NaN/Inf, before it can reach a checkpoint."""
+    bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+    if not bad:
+        return
+    kept = (f"the last good checkpoint is kept at {ckpt_path}" if ckpt_path.exists()
+            else "no checkpoint had been written yet")
+    raise Diverged(f"{', '.join(bad)} became NaN/Inf by step {step}; stopped, {kept}; "
+                   "lower algorithm.lr or try --precision fp32")
+
+
+def _ranks_agree(procedure: Procedure) -> bool:
+    """Data parallelism must keep every process's parameters identical; check it once at the end."""
+    module = procedure.modules["model"]
+    flat = torch.cat([p.detach().float().flatten().cpu() for p in module.parameters()])
+    gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, flat)
+    return all(torch.equal(gathered[0], g) for g in gathered[1:])
+
+
+def _training_figure(run_dir: Path) -> None:
+    from .report.figures import training_curves
+
+    training_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
+
+
+def load_recipe(milestone: Milestone, preset: str, variant: str | None, overrides: tuple[str, ...]) -> Recipe:
+    """The recipe a run would use (for ``show`` and tests)."""
+    return apply_overrides(milestone.recipe(preset, variant), overrides)
