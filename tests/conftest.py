@@ -20,3 +20,29 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared test data not found at {path} (set DLHISTORY_TEST_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def run_env_vars(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for fast, offline runs on the real Fashion-MNIST in ``shared_data``.
+
+    ``DLHISTORY_THREADS=1``: on a 2-core machine shared with other processes, torch's default of one
+    thread per core makes a smoke run about 30x slower (threads spin waiting for each other).
+    An empty cache and ``DLHISTORY_OFFLINE=1`` keep tests from reading ``~/.cache`` or the network.
+    """
+    if not (shared_data / "fashion-mnist").is_dir():
+        pytest.skip(f"Fashion-MNIST not found under {shared_data}")
+    return {"DLHISTORY_DATA": str(shared_data), "DLHISTORY_CACHE": str(tmp_path_factory.mktemp("cache")),
+            "DLHISTORY_OFFLINE": "1", "DLHISTORY_THREADS": "1"}
+
+
+@pytest.fixture
+def run_env(run_env_vars: dict[str, str], monkeypatch: pytest.MonkeyPatch):
+    """Apply :func:`run_env_vars` for one test, and restore torch's thread count after it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    for name, value in run_env_vars.items():
+        monkeypatch.setenv(name, value)
+    yield run_env_vars
+    torch.set_num_threads(threads)

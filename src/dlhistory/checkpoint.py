@@ -76,7 +76,7 @@ def load(path: Path) -> dict[str, Any]:
     try:
         with safe_open(str(path), framework="pt") as f:
             skeleton = json.loads(f.metadata()["dlhistory"])
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
     except FileNotFoundError:
         raise UsageError(f"no checkpoint at {path}; run without --resume to start afresh") from None
     except Exception as e:  # safetensors raises its own error types for truncated headers

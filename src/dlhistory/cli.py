@@ -28,7 +28,14 @@ EPILOG = """examples:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Overrides may come before or after options (`run resnet --preset smoke model.n=5`); argparse
+    # only takes positionals in one run, so collect the KEY=VALUE words it leaves over.
+    args, extra = parser.parse_known_args(argv)
+    stray = [w for w in extra if w.startswith("-") or "=" not in w or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
@@ -52,13 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="the timeline: year, milestone, what changed, the claim")
     p.set_defaults(handler=cmd_list)
 
-    p = sub.add_parser("show", help="a milestone's four components, configs and diff against its baselines")
+    p = sub.add_parser("show", help="a milestone's four components, configs and diff vs its baselines")
     _recipe_args(p)
     p.set_defaults(handler=cmd_show)
 
     p = sub.add_parser("run", help="train one milestone (or a baseline) and print its results",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="overrides: dotted keys, e.g. model.n=5 algorithm.lr=0.05 data.train_size=10000")
+                       epilog="overrides: dotted keys, e.g. model.n=5 algorithm.lr=0.05 data.train_size=1000")
     _recipe_args(p)
     _run_args(p)
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -68,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps between checkpoints (default: at each evaluation)")
     p.set_defaults(handler=cmd_run)
 
-    p = sub.add_parser("compare", help="the milestone and its baselines over several seeds; is the claim true?")
+    p = sub.add_parser("compare", help="the milestone and its baselines over seeds; does the claim hold?")
     p.add_argument("milestone")
     p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
@@ -139,8 +146,9 @@ def cmd_show(args: argparse.Namespace) -> None:
             print(f"    {kind:<9} {ours.name} -> {theirs.name}")
     print(f"\nclaim: {m.claim.statement}")
     if m.claim.thresholds:
-        print("  thresholds: " + ", ".join(f"{p} {m.claim.metric} {'>=' if m.claim.direction == 'max' else '<='} "
-                                           f"{t}" for p, t in m.claim.thresholds.items()))
+        sign = ">=" if m.claim.direction == "max" else "<="
+        print("  thresholds: " + ", ".join(f"{p} {m.claim.metric} {sign} {t}"
+                                           for p, t in m.claim.thresholds.items()))
     print(f"  paper: {m.claim.paper}")
 
 

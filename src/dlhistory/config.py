@@ -72,7 +72,10 @@ def _set(config: Any, path: list[str], raw: str, prefix: str, valid: list[str]) 
     if dataclasses.is_dataclass(current):
         raise UsageError(f"{full} is a group; set one of its fields, e.g. {_field_keys(current)[0]}")
     hint = typing.get_type_hints(type(config))[name]
-    return dataclasses.replace(config, **{name: parse_value(raw, hint, full)})
+    try:  # a config's __post_init__ rejects values of the right type but out of range
+        return dataclasses.replace(config, **{name: parse_value(raw, hint, full)})
+    except ValueError as e:
+        raise UsageError(f"{full}={raw}: {e}") from None
 
 
 def parse_value(raw: str, hint: Any, key: str) -> Any:
@@ -95,6 +98,8 @@ def parse_value(raw: str, hint: Any, key: str) -> Any:
         raise UsageError(f"{key}={raw!r} is not one of {', '.join(map(str, args))}")
     if origin is tuple:
         items = [s for s in raw.split(",") if s] if raw else []
+        if not items:
+            raise UsageError(f"{key}={raw!r}: expected a comma-separated list, e.g. {key}=16,32,64")
         inner = args[0] if args else str
         return tuple(parse_value(s, inner, key) for s in items)
     if hint is bool:

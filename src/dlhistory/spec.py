@@ -36,7 +36,9 @@ class Component:
     config: Any
 
     def __post_init__(self) -> None:
-        if not (dataclasses.is_dataclass(self.config) and self.config.__dataclass_params__.frozen):
+        config = self.config
+        if isinstance(config, type) or not (dataclasses.is_dataclass(config)
+                                            and config.__dataclass_params__.frozen):
             raise TypeError(f"component {self.name!r}: config must be a frozen dataclass instance")
 
     def with_config(self, config: Any) -> Component:
@@ -162,6 +164,7 @@ class Milestone:
         return recipe.swap(**self.baselines[variant](preset))
 
     def points(self, preset: str) -> list[Point]:
+        self.recipe(preset)  # an unknown preset fails here, with suggestions
         if self.claim.points is not None:
             return self.claim.points(self, preset)
         return [Point(v) for v in self.variants]

@@ -36,6 +36,10 @@ class SGDConfig:
     """Fraction of the steps spent warming up (onecycle and cosine)."""
     eval_batch_size: int = 1000
 
+    def __post_init__(self) -> None:
+        if self.epochs <= 0 or self.batch_size < 1 or self.lr < 0 or self.eval_batch_size < 1:
+            raise ValueError("needs epochs > 0, batch_size >= 1, lr >= 0 and eval_batch_size >= 1")
+
 
 def learning_rate(config: SGDConfig, step: int, total_steps: int) -> float:
     """The learning rate at ``step`` (0-based) of ``total_steps``."""

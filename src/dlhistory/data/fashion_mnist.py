@@ -133,7 +133,7 @@ def _load(data_dir: str, cache: str) -> dict[str, tuple[torch.Tensor, torch.Tens
             raise DataError(
                 f"fashion-mnist {split}: images {tuple(x.shape)} and labels {tuple(y.shape)} disagree"
             )
-        if y.numel() and not (0 <= int(y.min()) and int(y.max()) < len(CLASSES)):
+        if y.numel() and not (int(y.min()) >= 0 and int(y.max()) < len(CLASSES)):
             raise DataError(f"fashion-mnist {split}: labels outside 0..{len(CLASSES) - 1}")
         arrays[split] = (x, y)
     return arrays

@@ -37,6 +37,11 @@ class FashionMNISTConfig:
     train_eval_size: int = 10000
     """Training images (unaugmented) used to measure the training loss and accuracy at evaluation."""
 
+    def __post_init__(self) -> None:
+        sizes = (self.val_size, self.train_size or 1, self.test_size or 1, self.train_eval_size)
+        if min(sizes) < 1 or self.val_size >= 60000:
+            raise ValueError("sizes must be positive, and val_size below the 60000 training images")
+
 
 class ImageData:
     """Splits of an image-classification dataset as tensors: images uint8 (N, C, H, W), labels int64 (N,)."""

@@ -219,7 +219,8 @@ class SVMFit:
         order = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.ctx.seed))
         index = order[: self.samples_per_step]
         self.model.svc.fit(self.model.features(x[index].cpu()), y[index].cpu().numpy())
-        self.model.parameter_count = int(self.model.svc.support_vectors_.size + self.model.svc.dual_coef_.size)
+        svc = self.model.svc
+        self.model.parameter_count = int(svc.support_vectors_.size + svc.dual_coef_.size)
         return {"support_vectors": float(len(self.model.svc.support_))}
 
     def evaluate(self, split: str) -> dict[str, float]:
@@ -256,7 +257,8 @@ def svm_baseline(features: str, max_train: dict[str, int | None]):
 
 CPU = Recipe(DATA, MODEL, LOSS, ALGORITHM)
 SMOKE = CPU.swap(
-    data=DATA.with_config(dataclasses.replace(DATA.config, train_size=512, test_size=500, train_eval_size=500)),
+    data=DATA.with_config(
+        dataclasses.replace(DATA.config, train_size=512, test_size=500, train_eval_size=500)),
     model=MODEL.with_config(AlexNetConfig(width=8, hidden=32)),
     algorithm=ALGORITHM.with_config(dataclasses.replace(SGD, epochs=1, batch_size=64)),
 )

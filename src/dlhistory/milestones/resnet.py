@@ -50,6 +50,10 @@ class CifarNetConfig:
     widths: tuple[int, ...] = (16, 32, 64)
     """Channels of the three stages."""
 
+    def __post_init__(self) -> None:
+        if self.n < 1 or len(self.widths) != 3 or min(self.widths) < 1:
+            raise ValueError("needs n >= 1 and three positive stage widths")
+
 
 def conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out))
@@ -173,7 +177,8 @@ def degradation(milestone: Milestone, preset: str, results: Mapping[str, list[di
 
 CPU = Recipe(DATA.with_config(FashionMNISTConfig(augment="none", train_size=20000)), MODEL, LOSS, ALGORITHM)
 SMOKE = CPU.swap(
-    data=DATA.with_config(FashionMNISTConfig(augment="none", train_size=256, test_size=256, train_eval_size=256)),
+    data=DATA.with_config(
+        FashionMNISTConfig(augment="none", train_size=256, test_size=256, train_eval_size=256)),
     algorithm=ALGORITHM.with_config(dataclasses.replace(SGD, epochs=1, batch_size=64)),
 )
 FULL = CPU.swap(data=DATA, algorithm=ALGORITHM.with_config(dataclasses.replace(SGD, epochs=30)))

@@ -1,0 +1,83 @@
+"""Throughput and time-to-accuracy of the 2012 AlexNet-style CNN: fp32 vs bf16 autocast + channels_last.
+
+    python benchmarks/alexnet_precision.py                  # both measurements (about 15 minutes)
+    python benchmarks/alexnet_precision.py --throughput     # images/s only (about 1 minute)
+
+Images/s is measured over ``--steps`` training steps after a warm-up. Time-to-target trains the cpu
+preset and reports the training seconds until the *validation* accuracy first reaches ``--target``
+(evaluated ``--evals`` times per run); the test accuracy is the final one, for reference only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import dlhistory
+from dlhistory import catalogue
+from dlhistory.report.tables import format_table
+from dlhistory.runner import Hardware, cpu_has_bf16, prepare_model, seed_everything
+from dlhistory.spec import Context
+
+
+def throughput(precision: str, steps: int, warmup: int = 10) -> float:
+    """Training images/s of the cpu-preset CNN (forward, backward, SGD step; data indexing included)."""
+    recipe = catalogue.get("alexnet").recipe("cpu")
+    bf16 = precision == "bf16"
+    hw = Hardware(torch.device("cpu"), bf16=bf16, channels_last=bf16)
+    seed_everything(0, deterministic=False)
+    data = recipe.data(Context())
+    model = prepare_model(recipe.model(data), hw)
+    procedure = recipe.algorithm(model, recipe.loss(), data, Context())
+    for step in range(warmup + steps):
+        if step == warmup:
+            start = time.perf_counter()
+        with hw.autocast():
+            procedure.update(step)
+    return steps * procedure.samples_per_step / (time.perf_counter() - start)
+
+
+def time_to_target(precision: str, target: float, evals: int, runs_dir: str) -> tuple[float | None, float]:
+    """(training seconds until validation accuracy >= target, or None; final test accuracy)."""
+    result = dlhistory.run("alexnet", preset="cpu", precision=precision, evals=evals, runs_dir=runs_dir,
+                           progress=False)
+    lines = Path(result["run_dir"], "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    hits = [r["train_seconds"] for r in records if r["split"] == "val" and r["accuracy"] >= target]
+    return (hits[0] if hits else None), result["test_accuracy"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--throughput", action="store_true", help="measure images/s only")
+    parser.add_argument("--steps", type=int, default=100, help="steps timed for images/s")
+    parser.add_argument("--target", type=float, default=0.93, help="validation accuracy to reach")
+    parser.add_argument("--evals", type=int, default=24, help="validation evaluations per run")
+    args = parser.parse_args()
+    precisions = ["fp32", "bf16"] if cpu_has_bf16() else ["fp32"]
+    rows = []
+    with tempfile.TemporaryDirectory() as runs_dir:
+        for precision in precisions:
+            row = [precision + (" + channels_last" if precision == "bf16" else ""),
+                   f"{throughput(precision, args.steps):.0f}"]
+            if not args.throughput:
+                seconds, test = time_to_target(precision, args.target, args.evals, runs_dir)
+                row += ["not reached" if seconds is None else f"{seconds:.0f}", f"{100 * test:.2f}%"]
+            rows.append(row)
+    headers = ["precision", "train images/s"]
+    if not args.throughput:
+        headers += [f"s to {100 * args.target:.0f}% val", "final test acc"]
+    machine = platform.processor() or platform.machine()
+    print(f"{machine}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(format_table(headers, rows))
+
+
+if __name__ == "__main__":
+    main()

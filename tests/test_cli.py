@@ -1,0 +1,344 @@
+"""Tests of the command line: ``dlhistory.cli.main`` in-process, and once as ``python -m dlhistory``.
+
+Runs use the ``smoke`` preset on the real Fashion-MNIST (skipped when ``shared_data`` is absent). To keep
+the whole file fast on a shared 2-core CPU, ``compare`` and ``review`` run against a catalogue whose
+smoke presets evaluate on 200 images instead of 5000: the same milestones, baselines and claims.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlhistory import catalogue, cli
+from dlhistory.config import apply_overrides
+from dlhistory.data import fashion_mnist
+
+SMALL_EVAL = ("data.val_size=200", "data.test_size=200", "data.train_eval_size=200")
+FAST = ("--precision", "fp32", "--evals", "2", "--no-progress")
+
+
+def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``dlhistory ARGV``."""
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as e:  # argparse exits instead of returning
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
+    assert "Traceback" not in err
+    assert lines[0].startswith("dlhistory: error: ")
+    return lines[0]
+
+
+def json_files(root: Path) -> list[Path]:
+    return list(root.rglob("*.json"))
+
+
+@pytest.fixture
+def tiny_catalogue(monkeypatch: pytest.MonkeyPatch) -> tuple:
+    """The catalogue with smaller evaluation splits at the smoke preset."""
+
+    def tiny(m):
+        smoke = apply_overrides(m.presets["smoke"], SMALL_EVAL)
+        return dataclasses.replace(m, presets={**m.presets, "smoke": smoke})
+
+    milestones = tuple(tiny(m) for m in catalogue.CATALOGUE)
+    monkeypatch.setattr(catalogue, "CATALOGUE", milestones)
+    monkeypatch.setattr(catalogue, "BY_KEY", catalogue._index(milestones))
+    return milestones
+
+
+# ------------------------------------------------------------------------------------------------
+# list and show
+
+
+def test_list_prints_every_milestone_and_year(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    for m in catalogue.CATALOGUE:
+        assert re.search(rf"^{m.year}\s+{m.key}\s+{re.escape(m.title)}\s", out, re.MULTILINE), out
+
+
+def test_no_command_prints_help(capsys):
+    code, out, _ = run_cli(capsys)
+    assert code == 0 and "list" in out and "review" in out
+
+
+def test_show_prints_the_four_components_and_the_baseline_diff(capsys):
+    code, out, _ = run_cli(capsys, "show", "resnet")
+    assert code == 0
+    for kind, name in [("data", "fashion-mnist"), ("model", "resnet"), ("loss", "cross-entropy"),
+                       ("algorithm", "sgd-momentum")]:
+        assert re.search(rf"^  {kind}\s+{name}$", out, re.MULTILINE), f"{kind} missing:\n{out}"
+    assert "model.n = 3" in out
+    assert "baseline plain:" in out
+    assert re.search(r"^\s+model\s+resnet -> plain$", out, re.MULTILINE)
+    assert "data " not in out.split("baseline plain:")[1].split("claim:")[0]  # only the model differs
+
+
+def test_show_reflects_an_override(capsys):
+    code, out, _ = run_cli(capsys, "show", "resnet", "model.n=5")
+    assert code == 0
+    assert "model.n = 5" in out and "model.n = 3" not in out
+
+
+def test_show_of_a_baseline(capsys):
+    code, out, _ = run_cli(capsys, "show", "alexnet", "--variant", "hog-svm", "--preset", "smoke")
+    assert code == 0
+    assert "model.features = 'hog'" in out
+    assert re.search(r"^\s+model\s+alexnet-cnn -> svm-rbf-hog$", out, re.MULTILINE)
+
+
+def test_overrides_may_follow_options(capsys):
+    code, out, err = run_cli(capsys, "show", "resnet", "--preset", "smoke", "model.n=5")
+    assert code == 0, err
+    assert "model.n = 5" in out
+
+
+# ------------------------------------------------------------------------------------------------
+# Usage errors: exit code 2, one line, nothing written
+
+USAGE_ERRORS = {
+    "unknown milestone": (["run", "alexnt", "--preset", "smoke"], "alexnet"),
+    "unknown key": (["run", "resnet", "model.depht=3", "--preset", "smoke"], "model.depht"),
+    "wrong type": (["run", "resnet", "model.n=abc", "--preset", "smoke"], "model.n"),
+    "unknown preset": (["run", "resnet", "--preset", "huge"], "huge"),
+    "unknown variant": (["run", "resnet", "--preset", "smoke", "--variant", "plian"], "plain"),
+    "no seeds": (["compare", "resnet", "--preset", "smoke", "--seeds", "0"], "--seeds 0"),
+    "resume a missing run": (["run", "resnet", "--preset", "smoke", "--resume", "/nonexistent"],
+                             "/nonexistent"),
+    "resume with no runs": (["run", "resnet", "--preset", "smoke", "--resume"], "no runs of resnet"),
+    "unknown device": (["run", "resnet", "--preset", "smoke", "--device", "tpu"], "tpu"),
+    "unknown precision": (["run", "resnet", "--preset", "smoke", "--precision", "fp8"], "fp8"),
+    "review unknown milestone": (["review", "--preset", "smoke", "--only", "resnt"], "resnet"),
+}
+
+
+@pytest.mark.parametrize(("argv", "named"), USAGE_ERRORS.values(), ids=USAGE_ERRORS.keys())
+def test_usage_error_is_one_line_and_exit_2(capsys, run_env, tmp_path, argv, named):
+    code, _, err = run_cli(capsys, *argv, "--runs-dir", str(tmp_path))
+    assert code == 2
+    assert named in one_line_error(err)
+    assert not json_files(tmp_path), "a failed command wrote results"
+
+
+def test_show_with_a_wrong_type(capsys):
+    code, out, err = run_cli(capsys, "show", "resnet", "model.n=abc")
+    assert code == 2 and not out
+    assert "model.n='abc'" in one_line_error(err)
+
+
+def test_unknown_key_suggests_the_closest_key(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "run", "resnet", "model.depht=3", "--runs-dir", str(tmp_path))
+    assert code == 2 and "did you mean" in one_line_error(err) and "model." in err
+
+
+def test_cuda_without_a_gpu(capsys, run_env, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible")
+    code, _, err = run_cli(capsys, "run", "resnet", "--preset", "smoke", "--device", "cuda",
+                           "--runs-dir", str(tmp_path))
+    assert code == 2 and "--device cpu" in one_line_error(err)
+    assert not json_files(tmp_path)
+
+
+def test_unknown_key_after_options_is_named(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "run", "resnet", "--preset", "smoke", "model.depht=3",
+                           "--runs-dir", str(tmp_path))
+    assert code == 2 and "model.depht" in one_line_error(err)
+
+
+def test_compare_with_an_unknown_preset(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "compare", "resnet", "--preset", "huge", "--runs-dir", str(tmp_path))
+    assert code == 2 and "huge" in one_line_error(err)
+
+
+def test_an_empty_tuple_is_a_usage_error(capsys, run_env, tmp_path):
+    code, _, err = run_cli(capsys, "run", "resnet", "model.widths=", *SMALL_EVAL, "--preset", "smoke", *FAST,
+                           "--runs-dir", str(tmp_path))
+    assert code == 2 and "model.widths" in one_line_error(err)
+
+
+# ------------------------------------------------------------------------------------------------
+# python -m dlhistory
+
+
+def _module(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DLHISTORY_OFFLINE": "1", "DLHISTORY_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "dlhistory", *argv], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=120)
+
+
+def test_module_entry_point_lists_the_timeline(tmp_path):
+    proc = _module(tmp_path, "list")
+    assert proc.returncode == 0, proc.stderr
+    assert all(m.key in proc.stdout for m in catalogue.CATALOGUE)
+
+
+def test_module_entry_point_exits_2_on_a_usage_error(tmp_path):
+    proc = _module(tmp_path, "run", "alexnt")
+    assert proc.returncode == 2
+    assert "alexnet" in one_line_error(proc.stderr)
+    assert not any(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------------------------
+# run
+
+
+@pytest.fixture(scope="module")
+def alexnet_runs(run_env_vars, tmp_path_factory) -> tuple[list[Path], list[str]]:
+    """Two identical smoke runs of AlexNet: their run directories and what the CLI printed."""
+    runs = tmp_path_factory.mktemp("runs")
+    argv = ["run", "alexnet", *SMALL_EVAL, "--preset", "smoke", "--runs-dir", str(runs), *FAST]
+    dirs, outputs = [], []
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in run_env_vars.items():
+            mp.setenv(name, value)
+        for _ in range(2):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                assert cli.main(argv) == 0
+            printed = out.getvalue()
+            found = re.search(r"^run directory: (.+)$", printed, re.MULTILINE)
+            assert found, printed
+            dirs.append(Path(found.group(1)))
+            outputs.append(printed)
+    torch.set_num_threads(threads)
+    return dirs, outputs
+
+
+def test_run_prints_results_and_the_run_directory(alexnet_runs):
+    dirs, outputs = alexnet_runs
+    assert re.search(r"^test_accuracy\s+0\.\d{4}$", outputs[0], re.MULTILINE), outputs[0]
+    assert re.search(r"^parameters\s+\d+$", outputs[0], re.MULTILINE)
+    assert dirs[0].is_dir()
+    assert dirs[0].parent.parent.name == "alexnet" and dirs[0].parent.name == "cnn"
+
+
+def test_run_directory_holds_the_records(alexnet_runs):
+    run_dir = alexnet_runs[0][0]
+    for name in ("config.json", "metrics.jsonl", "result.json", "model.safetensors", "curves.png"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_run_config_records_the_recipe_and_overrides(alexnet_runs):
+    config = json.loads((alexnet_runs[0][0] / "config.json").read_text())
+    assert (config["milestone"], config["variant"], config["preset"]) == ("alexnet", "cnn", "smoke")
+    assert config["overrides"] == list(SMALL_EVAL)
+    assert config["components"]["data"]["config"]["val_size"] == 200
+    assert config["components"]["model"]["name"] == "alexnet-cnn"
+
+
+def test_run_result_has_the_promised_keys(alexnet_runs):
+    result = json.loads((alexnet_runs[0][0] / "result.json").read_text())
+    keys = ("test_accuracy", "train_seconds", "samples_per_s", "parameters", "seed", "versions", "commit")
+    for key in keys:
+        assert key in result, key
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+    assert result["seed"] == 0 and result["parameters"] > 0 and result["samples_per_s"] > 0
+    assert "torch" in result["versions"]
+
+
+def test_run_metrics_have_training_and_validation_records(alexnet_runs):
+    lines = (alexnet_runs[0][0] / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert {r["split"] for r in records} == {"train", "val"}
+    assert all("loss" in r for r in records if r["split"] == "train")
+
+
+def test_run_weights_load_without_pickle(alexnet_runs):
+    from safetensors.torch import load_file
+
+    run_dir = alexnet_runs[0][0]
+    weights = load_file(run_dir / "model.safetensors")
+    assert weights and all(isinstance(t, torch.Tensor) for t in weights.values())
+    result = json.loads((run_dir / "result.json").read_text())
+    assert sum(t.numel() for t in weights.values()) == result["parameters"]
+
+
+def test_identical_runs_get_different_directories(alexnet_runs):
+    first, second = alexnet_runs[0]
+    assert first != second and first.parent == second.parent
+    assert (second / "result.json").is_file() and (first / "result.json").is_file()
+
+
+# ------------------------------------------------------------------------------------------------
+# compare and review
+
+
+def test_compare_prints_a_table_and_writes_a_summary(capsys, run_env, tiny_catalogue, tmp_path):
+    code, out, err = run_cli(capsys, "compare", "alexnet", "--preset", "smoke", "--seeds", "1",
+                             "--runs-dir", str(tmp_path), *FAST)
+    assert code == 0, err
+    table = out.split("claim")[0]
+    for variant in ("cnn", "svm", "hog-svm"):
+        assert re.search(rf"^{variant}\s", table, re.MULTILINE), out
+    assert re.search(r"^claim (holds|FAILS): ", out, re.MULTILINE)
+    (folder,) = (tmp_path / "alexnet").glob("compare-*")
+    for name in ("summary.md", "summary.json", "alexnet.png"):
+        assert (folder / name).is_file(), name
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["milestone"] == "alexnet" and summary["holds"] in (True, False)
+    assert set(summary["runs"]) == {"cnn", "svm", "hog-svm"}
+
+
+def test_review_writes_a_summary_of_every_milestone(capsys, run_env, tiny_catalogue, tmp_path):
+    code, out, err = run_cli(capsys, "review", "--preset", "smoke", "--seeds", "1",
+                             "--runs-dir", str(tmp_path), *FAST)
+    assert code == 0, err
+    (folder,) = (tmp_path / "review").glob("*")
+    markdown = (folder / "summary.md").read_text()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert [e["milestone"] for e in summary["milestones"]] == [m.key for m in tiny_catalogue]
+    for m in tiny_catalogue:
+        assert m.title in markdown and m.title in out
+        assert (folder / m.key / "summary.md").is_file()
+    assert all(e["holds"] in (True, False) for e in summary["milestones"])
+    assert "skipped" not in out
+
+
+@pytest.fixture
+def no_fashion_mnist(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Nowhere to find Fashion-MNIST: empty data dir and cache, offline, no system copy."""
+    for name, folder in (("DLHISTORY_DATA", "data"), ("DLHISTORY_CACHE", "cache")):
+        (tmp_path / folder).mkdir()
+        monkeypatch.setenv(name, str(tmp_path / folder))
+    monkeypatch.setenv("DLHISTORY_OFFLINE", "1")
+    # Debian's dataset-fashion-mnist may be installed: hide it.
+    files = {k: dataclasses.replace(f, system_dirs=()) for k, f in fashion_mnist.FILES.items()}
+    monkeypatch.setattr(fashion_mnist, "FILES", files)
+    fashion_mnist._load.cache_clear()
+
+
+def test_review_skips_milestones_whose_data_is_missing(capsys, no_fashion_mnist, tmp_path):
+    runs = tmp_path / "runs"
+    code, out, err = run_cli(capsys, "review", "--preset", "smoke", "--seeds", "1", "--runs-dir", str(runs),
+                             *FAST)
+    assert code == 0, err
+    summary = json.loads(next((runs / "review").glob("*/summary.json")).read_text())
+    assert [e["milestone"] for e in summary["milestones"]] == [m.key for m in catalogue.CATALOGUE]
+    for entry in summary["milestones"]:
+        assert "fashion-mnist" in entry["skipped"] and "DLHISTORY_DATA" in entry["skipped"]
+    for m in catalogue.CATALOGUE:
+        assert re.search(rf"^{m.year}\s+{re.escape(m.title)}\s.*\sskipped\s+\S", out, re.MULTILINE), out
+    assert not list(runs.rglob("result.json"))
