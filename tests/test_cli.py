@@ -273,7 +273,8 @@ def test_run_weights_load_without_pickle(alexnet_runs):
     weights = load_file(run_dir / "model.safetensors")
     assert weights and all(isinstance(t, torch.Tensor) for t in weights.values())
     result = json.loads((run_dir / "result.json").read_text())
-    assert sum(t.numel() for t in weights.values()) == result["parameters"]
+    buffers = ("running_mean", "running_var", "num_batches_tracked")  # batch-norm state, not parameters
+    assert sum(t.numel() for k, t in weights.items() if not k.endswith(buffers)) == result["parameters"]
 
 
 def test_identical_runs_get_different_directories(alexnet_runs):

@@ -23,19 +23,30 @@ from .errors import UsageError
 _TENSOR = "__tensor__"
 
 
-def flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
-    """Replace every tensor in a nested dict/list with a reference, collecting it in ``tensors``."""
+def flatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Replace every tensor in a nested dict/list with a reference, collecting it in ``tensors``.
+
+    Tensors are named by a counter (dotted paths could collide) and copied when they share memory
+    with one already collected (tied weights), which safetensors refuses to store twice.
+    """
     if isinstance(obj, torch.Tensor):
-        tensors[prefix] = obj.detach().to("cpu").contiguous()
-        return {_TENSOR: prefix}
+        name = f"t{len(tensors)}"
+        tensors[name] = _distinct(obj.detach().to("cpu").contiguous(), tensors)
+        return {_TENSOR: name}
     if isinstance(obj, dict):
-        # JSON keys are strings; remember int keys (optimizer state is keyed by parameter index).
-        return {
-            "__dict__": [[k, flatten(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()],
-        }
+        # JSON keys are strings; keep (key, value) pairs so int keys (optimizer state) survive.
+        return {"__dict__": [[k, flatten(v, tensors)] for k, v in obj.items()]}
     if isinstance(obj, (list, tuple)):
-        return [flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+        return [flatten(v, tensors) for v in obj]
     return obj
+
+
+def _distinct(tensor: torch.Tensor, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    """safetensors refuses tensors that share memory (tied weights): copy one whose memory is taken."""
+    ptr = tensor.untyped_storage().data_ptr()
+    if any(t.untyped_storage().data_ptr() == ptr for t in tensors.values()):
+        return tensor.clone()
+    return tensor
 
 
 def unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
@@ -52,7 +63,7 @@ def unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
 def save(path: Path, state: dict[str, Any]) -> None:
     """Atomically write ``state`` (nested dicts of tensors and JSON values) to ``path``."""
     tensors: dict[str, torch.Tensor] = {}
-    skeleton = flatten(state, "s", tensors)
+    skeleton = flatten(state, tensors)
     _atomic_save_file(tensors, path, metadata={"dlhistory": json.dumps(skeleton)})
 
 
@@ -87,7 +98,9 @@ def load(path: Path) -> dict[str, Any]:
 
 def save_weights(path: Path, module: torch.nn.Module) -> None:
     """Plain model weights for users: ``safetensors.torch.load_file(path)`` gives the state dict."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in module.state_dict().items():
+        tensors[k] = _distinct(v.detach().cpu().contiguous(), tensors)
     _atomic_save_file(tensors, path)
 
 

@@ -272,22 +272,22 @@ def all_finite(procedure: Procedure) -> bool:
     return True
 
 
-def save_checkpoint(path: Path, procedure: Procedure, step: int) -> None:
+def save_checkpoint(path: Path, procedure: Procedure, step: int, train_seconds: float = 0.0) -> None:
     """Everything needed to continue exactly after ``step``."""
     weights = {name: getattr(m, "module", m).state_dict() for name, m in procedure.modules.items()
                if isinstance(m, torch.nn.Module)}
     checkpoint.save(path, {"step": step, "weights": weights, "procedure": procedure.state_dict(),
-                           "rng": checkpoint.rng_state()})
+                           "rng": checkpoint.rng_state(), "train_seconds": train_seconds})
 
 
-def load_checkpoint(path: Path, procedure: Procedure) -> int:
-    """Restore a checkpoint into ``procedure``; returns the step it was written after."""
+def load_checkpoint(path: Path, procedure: Procedure) -> tuple[int, float]:
+    """Restore a checkpoint into ``procedure``; returns (the step it was written after, seconds so far)."""
     state = checkpoint.load(path)
     for name, weights in state["weights"].items():
         getattr(procedure.modules[name], "module", procedure.modules[name]).load_state_dict(weights)
     procedure.load_state_dict(state["procedure"])
     checkpoint.set_rng_state(state["rng"])
-    return int(state["step"])
+    return int(state["step"]), float(state.get("train_seconds", 0.0))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -296,26 +296,48 @@ def load_checkpoint(path: Path, procedure: Procedure) -> int:
 
 def run(milestone: Milestone, options: RunOptions) -> dict[str, Any]:
     """Run one recipe of ``milestone`` and return its result (also written to ``result.json``)."""
+    started = time.perf_counter()
+    options, resume_dir = resolve_resume(milestone, options)
     variant = options.variant or milestone.variant
-    resume_dir = None
-    if options.resume:
-        resume_dir = find_run(options.runs_dir, milestone.key, variant, options.resume)
-        saved = json.loads((resume_dir / "config.json").read_text())
-        if options.overrides and list(options.overrides) != saved["overrides"]:
-            raise UsageError("--resume continues a run as it was configured; drop the overrides")
-        options = dataclasses.replace(options, preset=saved["preset"], seed=saved["seed"],
-                                      overrides=tuple(saved["overrides"]), precision=saved["precision"])
     recipe = apply_overrides(milestone.recipe(options.preset, variant), options.overrides)
     hw = setup_hardware(options.device, options.precision)
+    try:
+        return _run(milestone, recipe, variant, options, hw, resume_dir, started)
+    finally:
+        if hw.world_size > 1 and dist.is_initialized():
+            # Tear the group down explicitly: gloo can abort at interpreter exit otherwise.
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def resolve_resume(milestone: Milestone, options: RunOptions) -> tuple[RunOptions, Path | None]:
+    """For ``--resume``, the options the interrupted run was started with, and its directory."""
+    if not options.resume:
+        return options, None
+    run_dir = find_run(options.runs_dir, milestone.key, options.variant or milestone.variant, options.resume)
+    saved = json.loads((run_dir / "config.json").read_text())
+    if saved["milestone"] != milestone.key:
+        raise UsageError(f"--resume {run_dir} is a run of {saved['milestone']!r}, not {milestone.key!r}")
+    if options.overrides and list(options.overrides) != saved["overrides"]:
+        raise UsageError("--resume continues a run as it was configured; drop the overrides")
+    return dataclasses.replace(options, preset=saved["preset"], variant=saved["variant"], seed=saved["seed"],
+                               overrides=tuple(saved["overrides"]), precision=saved["precision"]), run_dir
+
+
+def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions, hw: Hardware,
+         resume_dir: Path | None, started: float) -> dict[str, Any]:
     torch.set_num_threads(int(os.environ.get("DLHISTORY_THREADS", torch.get_num_threads())))
     seed_everything(options.seed, options.deterministic)
 
+    # The same seed everywhere up to here gives every process the same initial weights; from here
+    # on each process draws its own augmentation and dropout.
     ctx = Context(seed=options.seed, rank=hw.rank, world_size=hw.world_size, data_dir=options.data_dir)
     data = recipe.data(ctx)
     if hasattr(data, "to"):
         data = data.to(hw.device)
     model = prepare_model(recipe.model(data), hw)
     procedure = recipe.algorithm(model, recipe.loss(), data, ctx)
+    torch.manual_seed(options.seed + 7919 * hw.rank)
 
     run_dir = resume_dir or _shared_run_dir(options, milestone.key, variant, hw)
     config = {"milestone": milestone.key, "variant": variant, "preset": options.preset,
@@ -326,13 +348,16 @@ def run(milestone: Milestone, options: RunOptions) -> dict[str, Any]:
                              for k, c in recipe.components().items()}}
     if hw.is_main and resume_dir is None:
         write_json(run_dir / "config.json", config)
-    start = 0
+    start, seconds_before = 0, 0.0
     if resume_dir is not None and (run_dir / "checkpoint.safetensors").exists():
-        start = load_checkpoint(run_dir / "checkpoint.safetensors", procedure) + 1
+        step, seconds_before = load_checkpoint(run_dir / "checkpoint.safetensors", procedure)
+        start = step + 1
+        if hw.rank > 0:  # the checkpoint holds the main process's RNG; keep the others distinct
+            torch.manual_seed(options.seed + 7919 * hw.rank + start)
 
     logger = Logger(run_dir if hw.is_main else None, start - 1 if resume_dir is not None else None)
     try:
-        train_seconds, history = train(procedure, hw, logger, run_dir, start, options)
+        train_seconds, samples = train(procedure, hw, logger, run_dir, start, options, seconds_before)
         final = {f"{split}_{k}": v for split in ("train", "val", "test")
                  for k, v in _evaluate(procedure, hw, split).items()}
     except Diverged as e:
@@ -342,9 +367,10 @@ def run(milestone: Milestone, options: RunOptions) -> dict[str, Any]:
     finally:
         logger.close()
 
-    result = {**config, "status": "complete", "run_dir": str(run_dir), **final,
+    result = {**config, "status": "complete", "run_dir": str(run_dir), "rank": hw.rank, **final,
               "train_seconds": round(train_seconds, 2),
-              "samples_per_s": round(history["samples"] / max(train_seconds, 1e-9), 1),
+              "wall_seconds": round(time.perf_counter() - started, 2),
+              "samples_per_s": round(samples / max(train_seconds - seconds_before, 1e-9), 1),
               "steps": procedure.total_steps, "parameters": parameter_count(model),
               "versions": versions(), "commit": git_commit(), "threads": torch.get_num_threads()}
     if hw.world_size > 1:
@@ -371,19 +397,38 @@ def _evaluate(procedure: Procedure, hw: Hardware, split: str) -> dict[str, float
         return procedure.evaluate(split)
 
 
+class TrainingClock:
+    """Seconds spent training: evaluation and checkpoint writing are paused out."""
+
+    def __init__(self, already: float = 0.0):
+        self.start, self.paused_total = time.perf_counter() - already, 0.0
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start - self.paused_total
+
+    @contextlib.contextmanager
+    def paused(self):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.paused_total += time.perf_counter() - t
+
+
 def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, start: int,
-          options: RunOptions) -> tuple[float, dict]:
-    """The training loop: update, log, evaluate, checkpoint. Returns (seconds, counters)."""
+          options: RunOptions, seconds_before: float = 0.0) -> tuple[float, int]:
+    """The training loop: update, log, evaluate, checkpoint. Returns (training seconds, samples)."""
     total = procedure.total_steps
     eval_every = max(1, math.ceil(total / max(1, options.evals)))
     checkpoint_every = options.checkpoint_every or eval_every
     log_every = max(1, min(50, total // 100))
     ckpt_path = run_dir / "checkpoint.safetensors"
     sums: dict[str, Any] = {}
-    count, samples, seconds = 0, 0, 0.0
+    count, samples, logged_at = 0, 0, seconds_before
+    clock = TrainingClock(seconds_before)
     bar = tqdm(total=total, initial=start, disable=not (options.progress and hw.is_main),
                dynamic_ncols=True, leave=False, unit="step")
-    tick = time.perf_counter()
     for step in range(start, total):
         with hw.autocast():
             metrics = procedure.update(step)
@@ -394,26 +439,23 @@ def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, sta
         bar.update(1)
         last = step == total - 1
         if (step + 1) % log_every == 0 or last:
-            means = {k: float(v) / count for k, v in sums.items()}
+            means = {k: float(v) / count for k, v in sums.items()}  # float() syncs the device
             _guard(means, step, ckpt_path)
-            elapsed = time.perf_counter() - tick
-            seconds, tick = seconds + elapsed, time.perf_counter()
-            means["samples_per_s"] = count * procedure.samples_per_step / max(elapsed, 1e-9)
+            now = clock.seconds
+            means["samples_per_s"] = count * procedure.samples_per_step / max(now - logged_at, 1e-9)
             logger.log(step, "train", means)
             bar.set_postfix({k: f"{v:.3g}" for k, v in means.items() if k != "lr"}, refresh=False)
-            sums, count = {}, 0
+            sums, count, logged_at = {}, 0, now
         if (step + 1) % eval_every == 0 or last:
-            seconds += time.perf_counter() - tick
-            # train_seconds so far: benchmarks read time-to-accuracy from these records.
-            logger.log(step, "val", {**_evaluate(procedure, hw, "val"), "train_seconds": seconds})
-            tick = time.perf_counter()
+            with clock.paused():  # train_seconds so far: benchmarks read time-to-accuracy from it
+                logger.log(step, "val", {**_evaluate(procedure, hw, "val"), "train_seconds": clock.seconds})
         if hw.is_main and ((step + 1) % checkpoint_every == 0 or last):
-            if not all_finite(procedure):
-                _guard({"weights": math.nan}, step, ckpt_path)
-            save_checkpoint(ckpt_path, procedure, step)
-            tick = time.perf_counter()  # writing checkpoints is not training time
+            with clock.paused():
+                if not all_finite(procedure):
+                    _guard({"weights": math.nan}, step, ckpt_path)
+                save_checkpoint(ckpt_path, procedure, step, clock.seconds)
     bar.close()
-    return seconds, {"samples": samples}
+    return clock.seconds, samples
 
 
 def _guard(metrics: dict[str, float], step: int, ckpt_path: Path) -> None:
@@ -424,7 +466,7 @@ def _guard(metrics: dict[str, float], step: int, ckpt_path: Path) -> None:
     kept = (f"the last good checkpoint is kept at {ckpt_path}" if ckpt_path.exists()
             else "no checkpoint had been written yet")
     raise Diverged(f"{', '.join(bad)} became NaN/Inf by step {step}; stopped, {kept}; "
-                   "lower algorithm.lr or try --precision fp32")
+                   "lower algorithm.lr (or, under bf16, try --precision fp32)")
 
 
 def _ranks_agree(procedure: Procedure) -> bool:

@@ -6,7 +6,8 @@ NeurIPS 2012. https://papers.nips.cc/paper/4824
 Before 2012 the best image classifiers were pipelines: hand-engineered features (SIFT, HOG) fed to a
 kernel SVM. AlexNet learned the features too, with a deep convolutional network trained by SGD on GPUs,
 and won ImageNet 2012 by a wide margin. Its ingredients: ReLU instead of saturating units (section 3.1),
-overlapping max-pooling (3.4), dropout in the fully connected layers (4.2), data augmentation by random
+local response normalisation (3.3; here batch normalisation, its successor, by default), overlapping
+max-pooling (3.4), dropout in the fully connected layers (4.2), data augmentation by random
 crops and horizontal flips (4.1), and SGD with momentum 0.9 and weight decay 5e-4 (5).
 
 Here the same ingredients are scaled to 28x28 Fashion-MNIST, and the baselines are the classical
@@ -34,7 +35,8 @@ from ..spec import Claim, Component, Context, Milestone, Recipe
 # ------------------------------------------------------------------------------------------------
 # Data: Fashion-MNIST with AlexNet's augmentation (random translations and horizontal flips).
 
-DATA = Component("fashion-mnist", fashion_mnist_data, FashionMNISTConfig(augment="flip+crop", crop_pad=2))
+# Random crops pay off only in longer training: the cpu preset flips, the full preset flips and crops.
+DATA = Component("fashion-mnist", fashion_mnist_data, FashionMNISTConfig(augment="flip"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -51,9 +53,10 @@ class AlexNetConfig:
     """Units of the fully connected hidden layer (AlexNet: 4096)."""
     dropout: float = 0.25
     """Dropout before each fully connected layer (AlexNet: 0.5, for a network 60x larger)."""
-    lrn: bool = False
-    """Local response normalisation after the first two blocks (section 3.3); later work (VGG) found
-    it does not help, and it costs time, so it is off by default."""
+    norm: Literal["batch", "lrn", "none"] = "batch"
+    """Normalisation. AlexNet used local response normalisation ('lrn', section 3.3) after its first
+    blocks; batch normalisation (Ioffe & Szegedy 2015) is its successor and reaches 93% in about 8
+    epochs instead of 12+ here, so it is the default. 'lrn' gives the 2012 original."""
 
 
 class AlexNet(nn.Module):
@@ -66,8 +69,11 @@ class AlexNet(nn.Module):
         def block(c_in: int, c_out: int, convs: int) -> list[nn.Module]:
             layers: list[nn.Module] = []
             for i in range(convs):
-                layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1), nn.ReLU(inplace=True)]
-            if config.lrn:
+                layers.append(nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1))
+                if config.norm == "batch":
+                    layers.append(nn.BatchNorm2d(c_out))
+                layers.append(nn.ReLU(inplace=True))
+            if config.norm == "lrn":
                 layers.append(nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0))  # paper's constants
             return [*layers, nn.MaxPool2d(3, stride=2, padding=1)]  # overlapping pooling: z=3, s=2
 
@@ -102,7 +108,7 @@ LOSS = Component("cross-entropy", cross_entropy, CrossEntropyConfig())
 # The paper divided the learning rate by 10 by hand when validation error stalled; a one-cycle
 # schedule (warm-up then cosine decay) reaches the same end automatically in a fixed budget.
 
-SGD = SGDConfig(epochs=12, batch_size=128, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
+SGD = SGDConfig(epochs=8, batch_size=128, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
                 schedule="onecycle")
 ALGORITHM = Component("sgd-momentum", minibatch_sgd, SGD)
 
@@ -149,6 +155,7 @@ def hog(images: torch.Tensor, cell: int = 4, bins: int = 9, block: int = 2) -> t
     cells = votes[:, : H // cell * cell, : W // cell * cell]
     cells = cells.reshape(N, H // cell, cell, W // cell, cell, bins).sum((2, 4))  # (N, Hc, Wc, bins)
     blocks = cells.unfold(1, block, 1).unfold(2, block, 1)  # (N, Hc-1, Wc-1, bins, block, block)
+    blocks = blocks.permute(0, 1, 2, 4, 5, 3)  # Dalal & Triggs' order within a block: cell row, col, bin
     blocks = blocks.reshape(N, blocks.shape[1], blocks.shape[2], -1)
     blocks = blocks / torch.sqrt((blocks ** 2).sum(-1, keepdim=True) + 1e-10)
     blocks = blocks.clamp(max=0.2)  # L2-Hys: clip, then renormalise
@@ -258,11 +265,13 @@ def svm_baseline(features: str, max_train: dict[str, int | None]):
 CPU = Recipe(DATA, MODEL, LOSS, ALGORITHM)
 SMOKE = CPU.swap(
     data=DATA.with_config(
-        dataclasses.replace(DATA.config, train_size=512, test_size=500, train_eval_size=500)),
+        dataclasses.replace(DATA.config, train_size=512, val_size=500, test_size=500,
+                            train_eval_size=500)),
     model=MODEL.with_config(AlexNetConfig(width=8, hidden=32)),
     algorithm=ALGORITHM.with_config(dataclasses.replace(SGD, epochs=1, batch_size=64)),
 )
 FULL = CPU.swap(
+    data=DATA.with_config(FashionMNISTConfig(augment="flip+crop")),
     model=MODEL.with_config(AlexNetConfig(width=64, hidden=1024, dropout=0.5)),
     algorithm=ALGORITHM.with_config(dataclasses.replace(SGD, epochs=60)),
 )

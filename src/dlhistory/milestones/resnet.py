@@ -178,7 +178,8 @@ def degradation(milestone: Milestone, preset: str, results: Mapping[str, list[di
 CPU = Recipe(DATA.with_config(FashionMNISTConfig(augment="none", train_size=20000)), MODEL, LOSS, ALGORITHM)
 SMOKE = CPU.swap(
     data=DATA.with_config(
-        FashionMNISTConfig(augment="none", train_size=256, test_size=256, train_eval_size=256)),
+        FashionMNISTConfig(augment="none", train_size=256, val_size=256, test_size=256,
+                          train_eval_size=256)),
     algorithm=ALGORITHM.with_config(dataclasses.replace(SGD, epochs=1, batch_size=64)),
 )
 FULL = CPU.swap(data=DATA, algorithm=ALGORITHM.with_config(dataclasses.replace(SGD, epochs=30)))

@@ -1,0 +1,20 @@
+"""The claims at the cpu preset, over 3 seeds: slow (about 15 minutes each on 2 cores).
+
+Run with ``make test-slow`` (``pytest -m slow``). A claim that fails here is a finding to report,
+never a threshold to loosen.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import dlhistory
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("milestone", ["alexnet", "resnet"])
+def test_claim_holds_at_cpu_preset(run_env, monkeypatch, tmp_path, milestone):
+    monkeypatch.delenv("DLHISTORY_THREADS")  # claims are timed with every core
+    comparison = dlhistory.compare(milestone, preset="cpu", seeds=3, runs_dir=str(tmp_path), progress=False)
+    assert comparison.verdict.holds, comparison.verdict.reason

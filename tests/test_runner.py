@@ -1,0 +1,423 @@
+"""The runner: resume after an interruption or a kill -9, the NaN guard, run records, determinism.
+
+Every run is a ``smoke`` run shrunk further by overrides (16 steps of 32 images, small evaluation
+splits), in fp32 so that results are bit-for-bit reproducible, on one torch thread (``run_env_vars``:
+two threads on a busy 2-core machine are ~30x slower). Runs shared by several tests are made once per
+module by the ``reference`` fixture.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import torch
+
+import dlhistory
+from dlhistory import catalogue, checkpoint, runner
+from dlhistory.algorithms.supervised import MinibatchTraining
+from dlhistory.errors import UsageError
+
+SEED = 11
+# 256 training images / batch 32 = 8 steps per epoch, 2 epochs = 16 steps.
+TINY = {"model.n": 1, "data.train_size": 256, "data.val_size": 256, "data.test_size": 256,
+        "data.train_eval_size": 256, "algorithm.batch_size": 32, "algorithm.epochs": 2}
+TINY_STEPS = 16
+ALEXNET_TINY = {"data.train_size": 256, "data.val_size": 256, "data.test_size": 256,
+                "data.train_eval_size": 256, "algorithm.batch_size": 32, "algorithm.epochs": 2}
+FINAL = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.safetensors", "model.safetensors", "result.json",
+             "tensorboard", "curves.png")
+
+
+def tiny_run(runs_dir: Path, milestone: str = "resnet", overrides: dict | None = None, seed: int = SEED,
+             **options) -> dict:
+    options = {"precision": "fp32", "evals": 2, "checkpoint_every": 3, **options}
+    return dlhistory.run(milestone, preset="smoke", seed=seed, runs_dir=str(runs_dir), progress=False,
+                         overrides=TINY if overrides is None else overrides, **options)
+
+
+def records(run_dir: str | Path) -> list[dict]:
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_no_duplicate_records(run_dir: str | Path) -> None:
+    counts = Counter((r["step"], r["split"]) for r in records(run_dir))
+    assert [k for k, n in counts.items() if n > 1] == []
+
+
+def assert_same_final_metrics(a: dict, b: dict) -> None:
+    for key in FINAL:
+        assert b[key] == pytest.approx(a[key], abs=1e-6, rel=0), key
+
+
+def run_dirs(runs_dir: Path, milestone: str = "resnet", variant: str = "residual") -> list[Path]:
+    parent = runs_dir / milestone / variant
+    return sorted(p for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return safetensors.torch.load_file(path)
+
+
+@pytest.fixture(scope="module")
+def env(run_env_vars):
+    """``run_env_vars`` for the whole module (module fixtures cannot use ``monkeypatch``)."""
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in run_env_vars.items():
+            mp.setenv(name, value)
+        yield run_env_vars
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def reference(env, tmp_path_factory) -> dict[str, dict]:
+    """Three uninterrupted tiny resnet runs: ``a`` and ``a2`` with the same seed, ``b`` with another."""
+    runs = tmp_path_factory.mktemp("reference")
+    return {"a": tiny_run(runs), "a2": tiny_run(runs), "b": tiny_run(runs, seed=SEED + 1), "runs": runs}
+
+
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, k: int) -> None:
+    """Make ``MinibatchTraining.update`` raise KeyboardInterrupt when it reaches step ``k`` (Ctrl-C)."""
+    update = MinibatchTraining.update
+
+    def interrupted(self, step):
+        if step == k:
+            raise KeyboardInterrupt
+        return update(self, step)
+
+    monkeypatch.setattr(MinibatchTraining, "update", interrupted)
+
+
+# ------------------------------------------------------------------------------------------------
+# Resume after an interruption (in-process)
+
+
+@pytest.mark.parametrize(("milestone", "overrides", "resume_with"), [
+    ("resnet", TINY, "path"),
+    # alexnet draws from torch's generator every step (crop, flip, dropout): the RNG state must resume too.
+    ("alexnet", ALEXNET_TINY, "latest"),
+], ids=["resnet", "alexnet-rng"])
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(env, tmp_path, monkeypatch, milestone,
+                                                                  overrides, resume_with):
+    whole = tiny_run(tmp_path / "whole", milestone, overrides)
+
+    runs = tmp_path / "interrupted"
+    with monkeypatch.context() as m:
+        interrupt_at(m, 7)  # checkpoints after steps 2 and 5; step 6 is done but not checkpointed
+        with pytest.raises(KeyboardInterrupt):
+            tiny_run(runs, milestone, overrides)
+    variant = {"resnet": "residual", "alexnet": "cnn"}[milestone]
+    (run_dir,) = run_dirs(runs, milestone, variant)
+    assert not (run_dir / "result.json").exists()
+    assert checkpoint.load(run_dir / "checkpoint.safetensors")["step"] == 5
+    assert max(r["step"] for r in records(run_dir)) == 6  # records past the checkpoint, to be dropped
+
+    resumed = dlhistory.run(milestone, runs_dir=str(runs), progress=False, evals=2, checkpoint_every=3,
+                            resume=str(run_dir) if resume_with == "path" else "latest")
+
+    assert resumed["run_dir"] == str(run_dir)
+    assert run_dirs(runs, milestone, variant) == [run_dir]  # no new directory
+    assert resumed["status"] == "complete" and resumed["steps"] == whole["steps"]
+    assert (resumed["seed"], resumed["overrides"], resumed["preset"]) == (SEED, whole["overrides"], "smoke")
+    assert_same_final_metrics(whole, resumed)
+    a, b = weights(Path(whole["run_dir"]) / "model.safetensors"), weights(run_dir / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    assert_no_duplicate_records(run_dir)
+    ours, theirs = records(run_dir), records(whole["run_dir"])
+    assert sorted((r["step"], r["split"]) for r in ours) == sorted((r["step"], r["split"]) for r in theirs)
+    val = {r["step"]: r for r in theirs if r["split"] == "val"}
+    for r in (r for r in ours if r["split"] == "val"):
+        assert r["loss"] == pytest.approx(val[r["step"]]["loss"], abs=1e-6, rel=0)
+
+
+def test_resume_refuses_different_overrides(env, reference):
+    run_dir = reference["a"]["run_dir"]
+    with pytest.raises(UsageError, match="overrides"):
+        dlhistory.run("resnet", runs_dir=str(reference["runs"]), progress=False, resume=run_dir,
+                      overrides={"algorithm.lr": 0.5})
+
+
+def test_resume_continues_the_variant_of_the_run(env, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    with monkeypatch.context() as m:
+        interrupt_at(m, 4)
+        with pytest.raises(KeyboardInterrupt):
+            tiny_run(runs, variant="plain")
+    (run_dir,) = run_dirs(runs, "resnet", "plain")
+    resumed = dlhistory.run("resnet", runs_dir=str(runs), progress=False, evals=2, resume=str(run_dir))
+    assert resumed["variant"] == "plain"
+    assert resumed["components"]["model"]["name"] == "plain"
+
+
+# ------------------------------------------------------------------------------------------------
+# Resume after kill -9 (a separate process, killed without warning)
+
+# ``python -m dlhistory`` with every update slowed by 0.2 s, so that the kill lands mid-run however
+# fast the machine is. Only the killed run is slowed; the resumed run is the plain command.
+SLOW_CLI = """\
+import runpy, sys, time
+from dlhistory.algorithms import supervised
+update = supervised.MinibatchTraining.update
+def slow(self, step):
+    time.sleep(0.2)
+    return update(self, step)
+supervised.MinibatchTraining.update = slow
+runpy.run_module("dlhistory", run_name="__main__", alter_sys=True)
+"""
+
+
+def cli_args(runs: Path, *extra: str) -> list[str]:
+    overrides = [f"{k}={v}" for k, v in TINY.items()]
+    return ["run", "resnet", *overrides, "--preset", "smoke", "--runs-dir", str(runs), "--no-progress",
+            "--seed", str(SEED), "--precision", "fp32", "--evals", "2", *extra]
+
+
+def start_and_kill(runs: Path, env: dict, after_step: int, timeout: float = 120) -> Path | None:
+    """Start the slowed CLI, SIGKILL it once a checkpoint after ``after_step`` exists; its run directory.
+
+    None when the run finished before it could be killed (the caller retries).
+    """
+    process = subprocess.Popen([sys.executable, "-c", SLOW_CLI, *cli_args(runs, "--checkpoint-every", "2")],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            found = list((runs / "resnet" / "residual").glob("*/checkpoint.safetensors"))
+            # The checkpoint is replaced atomically, so reading it while the run writes is safe.
+            if found and checkpoint.load(found[0])["step"] >= after_step:
+                os.kill(process.pid, signal.SIGKILL)
+                break
+            if process.poll() is not None:
+                break
+            assert time.monotonic() < deadline, "no checkpoint appeared in time"
+            time.sleep(0.02)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if process.returncode != -signal.SIGKILL:
+        assert process.returncode == 0, err
+        return None  # finished before the kill
+    (run_dir,) = run_dirs(runs)
+    return run_dir
+
+
+def test_resume_after_kill_9_equals_an_uninterrupted_run(env, reference, tmp_path):
+    child_env = {**os.environ, **env, "OMP_NUM_THREADS": "1"}
+    for attempt in range(3):
+        runs = tmp_path / f"attempt{attempt}"
+        run_dir = start_and_kill(runs, child_env, after_step=3)
+        if run_dir is not None:
+            break
+    else:
+        pytest.fail("the run finished before it could be killed, three times")
+
+    assert not (run_dir / "result.json").exists()
+    killed_at = checkpoint.load(run_dir / "checkpoint.safetensors")["step"]
+    assert 3 <= killed_at < TINY_STEPS - 1
+
+    done = subprocess.run([sys.executable, "-m", "dlhistory", *cli_args(runs, "--resume", str(run_dir))],
+                          env=child_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"run directory: {run_dir}" in done.stdout
+
+    assert run_dirs(runs) == [run_dir]
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "complete" and result["steps"] == TINY_STEPS
+    assert_same_final_metrics(reference["a"], result)
+    a = weights(Path(reference["a"]["run_dir"]) / "model.safetensors")
+    b = weights(run_dir / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_no_duplicate_records(run_dir)
+    assert [p.name for p in run_dir.iterdir() if p.name.endswith(".part")] == []
+
+
+# ------------------------------------------------------------------------------------------------
+# The NaN guard
+
+
+def nan_loss_from(monkeypatch: pytest.MonkeyPatch, k: int) -> None:
+    """From step ``k`` on, the loss is NaN: its gradients, and then the weights, become NaN."""
+    update = MinibatchTraining.update
+
+    def poisoned(self, step):
+        if step < k:
+            return update(self, step)
+        real = self.loss
+
+        def nan_loss(outputs, targets):
+            loss, metrics = real(outputs, targets)
+            return loss * math.nan, metrics
+
+        self.loss = nan_loss
+        try:
+            return update(self, step)
+        finally:
+            self.loss = real
+
+    monkeypatch.setattr(MinibatchTraining, "update", poisoned)
+
+
+def nan_weights_after(monkeypatch: pytest.MonkeyPatch, k: int) -> None:
+    """Step ``k`` reports a finite loss but leaves a NaN in the weights (e.g. an overflowing update)."""
+    update = MinibatchTraining.update
+
+    def poisoned(self, step):
+        metrics = update(self, step)
+        if step == k:
+            with torch.no_grad():
+                next(self.model.parameters()).view(-1)[0] = math.nan
+        return metrics
+
+    monkeypatch.setattr(MinibatchTraining, "update", poisoned)
+
+
+def assert_diverged_cleanly(error: runner.Diverged, runs: Path, failing_step: int, what: str) -> None:
+    message = str(error)
+    assert isinstance(error, UsageError) and error.exit_code == 2
+    assert "\n" not in message
+    assert "NaN" in message and f"step {failing_step}" in message and what in message
+    (run_dir,) = run_dirs(runs)
+    assert str(run_dir / "checkpoint.safetensors") in message
+
+    state = checkpoint.load(run_dir / "checkpoint.safetensors")
+    assert state["step"] == failing_step - 1  # the last good one (checkpoint_every=1)
+    for name, tensor in state["weights"]["model"].items():
+        assert torch.isfinite(tensor.float()).all(), name
+    for group in state["procedure"]["optimizer"]["state"].values():
+        assert all(torch.isfinite(t).all() for t in group.values() if isinstance(t, torch.Tensor))
+
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "diverged" and result["error"] == message
+    assert not (run_dir / "model.safetensors").exists()
+    for r in records(run_dir):  # nothing non-finite was logged
+        assert all(math.isfinite(v) for v in r.values() if isinstance(v, float)), r
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(env, tmp_path, monkeypatch):
+    nan_loss_from(monkeypatch, 6)
+    runs = tmp_path / "runs"
+    with pytest.raises(runner.Diverged) as info:
+        tiny_run(runs, checkpoint_every=1)
+    assert_diverged_cleanly(info.value, runs, failing_step=6, what="loss")
+
+
+def test_nan_weights_never_reach_a_checkpoint(env, tmp_path, monkeypatch):
+    nan_weights_after(monkeypatch, 6)
+    runs = tmp_path / "runs"
+    with pytest.raises(runner.Diverged) as info:
+        tiny_run(runs, checkpoint_every=1)
+    assert_diverged_cleanly(info.value, runs, failing_step=6, what="weights")
+
+
+def test_a_diverging_run_through_the_cli_exits_2_with_one_line(env, tmp_path):
+    runs = tmp_path / "runs"
+    done = subprocess.run([sys.executable, "-m", "dlhistory", *cli_args(runs, "--checkpoint-every", "1"),
+                           "algorithm.lr=1e30"],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("dlhistory: error: ")
+    assert "NaN" in lines[0] and "checkpoint" in lines[0]
+    (run_dir,) = run_dirs(runs)
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "diverged"
+    state = checkpoint.load(run_dir / "checkpoint.safetensors")
+    assert all(torch.isfinite(t).all() for t in state["weights"]["model"].values())
+
+
+# ------------------------------------------------------------------------------------------------
+# Run directories and result.json
+
+
+def test_two_runs_with_the_same_options_get_different_directories(reference):
+    a, a2 = Path(reference["a"]["run_dir"]), Path(reference["a2"]["run_dir"])
+    assert a != a2 and a.parent == a2.parent == reference["runs"] / "resnet" / "residual"
+    for run_dir in (a, a2):
+        missing = [name for name in RUN_FILES if not (run_dir / name).exists()]
+        assert missing == [], run_dir
+        assert list((run_dir / "tensorboard").iterdir()), "no TensorBoard events"
+        assert json.loads((run_dir / "result.json").read_text()) == json.loads(
+            json.dumps(reference["a" if run_dir == a else "a2"], default=str))
+
+
+def test_result_records_what_reproduces_the_run(reference):
+    result = reference["a"]
+    assert result["status"] == "complete"
+    assert result["seed"] == SEED and result["preset"] == "smoke" and result["variant"] == "residual"
+    assert result["overrides"] == [f"{k}={v}" for k, v in TINY.items()]
+    assert result["versions"]["torch"] == torch.__version__
+    assert {"python", "numpy", "dlhistory"} <= set(result["versions"])
+    assert isinstance(result["commit"], str) and result["commit"]
+    recipe = runner.load_recipe(catalogue.get("resnet"), "smoke", None, tuple(result["overrides"]))
+    assert result["components"]["model"]["config"]["n"] == recipe.model.config.n == 1
+    assert result["parameters"] > 0
+    assert result["steps"] == TINY_STEPS
+    assert result["samples_per_s"] > 0 and result["train_seconds"] > 0
+    assert result["threads"] == 1
+    for key in FINAL:
+        assert math.isfinite(result[key])
+    assert 0 <= result["test_accuracy"] <= 1
+
+
+def test_parameter_count_is_the_models(reference):
+    state = weights(Path(reference["a"]["run_dir"]) / "model.safetensors")
+    trainable = sum(t.numel() for k, t in state.items()
+                    if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    assert reference["a"]["parameters"] == trainable
+
+
+def test_result_records_wall_time(reference):
+    result = reference["a"]
+    assert "wall_seconds" in result
+    assert result["wall_seconds"] >= result["train_seconds"] > 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Determinism and precision
+
+
+def test_same_seed_same_result_and_weights(reference):
+    a, a2 = reference["a"], reference["a2"]
+    assert a2["test_accuracy"] == a["test_accuracy"]
+    for key in FINAL:
+        assert a2[key] == a[key], key
+    wa = weights(Path(a["run_dir"]) / "model.safetensors")
+    wa2 = weights(Path(a2["run_dir"]) / "model.safetensors")
+    assert wa.keys() == wa2.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wa2[k]), k
+
+
+def test_different_seeds_give_different_weights(reference):
+    wa = weights(Path(reference["a"]["run_dir"]) / "model.safetensors")
+    wb = weights(Path(reference["b"]["run_dir"]) / "model.safetensors")
+    assert reference["b"]["seed"] == SEED + 1
+    assert not torch.equal(wa["fc.weight"], wb["fc.weight"])
+    assert sum(not torch.equal(wa[k], wb[k]) for k in wa if wa[k].is_floating_point()) > len(wa) // 2
+
+
+def test_fp32_is_recorded(reference):
+    config = json.loads((Path(reference["a"]["run_dir"]) / "config.json").read_text())
+    assert config["precision"] == "fp32" and reference["a"]["precision"] == "fp32"
+    assert config["seed"] == SEED and config["device"] == "cpu"
+
+
+def test_an_unknown_precision_is_a_usage_error_and_writes_nothing(env, tmp_path):
+    with pytest.raises(UsageError, match="bogus") as info:
+        tiny_run(tmp_path / "runs", precision="bogus")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "runs").exists() or run_dirs(tmp_path / "runs") == []
