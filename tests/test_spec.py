@@ -308,3 +308,18 @@ def test_every_point_names_a_variant(milestone):
         assert points
         assert {p.variant for p in points} <= set(milestone.variants)
         assert len({p.name for p in points}) == len(points)
+
+
+@pytest.mark.parametrize("milestone", catalogue.CATALOGUE, ids=lambda m: m.key)
+def test_full_preset_models_build_and_run_forward(milestone):
+    """The paper-scale presets cannot be trained here, but their networks must build and run."""
+    import torch
+
+    class Shapes:  # what a model builder reads from the data component
+        shape, num_classes = (1, 28, 28), 10
+
+    for variant in milestone.variants:
+        model = milestone.recipe("full", variant).model(Shapes())
+        if isinstance(model, torch.nn.Module):
+            with torch.no_grad():
+                assert model.eval()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

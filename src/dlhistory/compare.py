@@ -58,9 +58,13 @@ class Comparison:
                 "holds": self.verdict.holds if self.verdict else None,
                 "reason": self.verdict.reason if self.verdict else None,
                 "seconds": round(self.seconds, 1),
-                "summary": {p: {k: dict(zip(("mean", "std"), self.summary(k, p), strict=True))
-                                for k in _metrics(self)} for p in self.results},
+                "summary": {p: {k: _mean_std_json(*self.summary(k, p)) for k in _metrics(self)
+                                if not math.isnan(self.summary(k, p)[0])} for p in self.results},
                 "runs": {p: [r.get("run_dir") for r in rs] for p, rs in self.results.items()}}
+
+
+def _mean_std_json(mean: float, std: float) -> dict[str, float]:
+    return {"mean": mean, "std": std}
 
 
 def _metrics(comparison: Comparison) -> list[str]:

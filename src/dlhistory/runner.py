@@ -17,6 +17,7 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -427,8 +428,9 @@ def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, sta
     sums: dict[str, Any] = {}
     count, samples, logged_at = 0, 0, seconds_before
     clock = TrainingClock(seconds_before)
+    # In a log file (not a terminal) redraw rarely, so the log stays readable.
     bar = tqdm(total=total, initial=start, disable=not (options.progress and hw.is_main),
-               dynamic_ncols=True, leave=False, unit="step")
+               dynamic_ncols=True, leave=False, unit="step", mininterval=0.1 if sys.stderr.isatty() else 30)
     for step in range(start, total):
         with hw.autocast():
             metrics = procedure.update(step)
