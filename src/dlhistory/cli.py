@@ -186,8 +186,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 def cmd_review(args: argparse.Namespace) -> None:
     from .compare import review, save
+    from .records import write_json
     from .report.tables import REVIEW_HEADERS, format_table, review_markdown, review_rows
-    from .runner import write_json
 
     _check_seeds(args.seeds)
     milestones = tuple(catalogue.get(k) for k in args.only) if args.only else catalogue.CATALOGUE

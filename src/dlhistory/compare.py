@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError
-from .runner import RunOptions, run, write_json
+from .records import write_json
+from .runner import RunOptions, run
 from .spec import Milestone, Verdict
 
 REPORTED = ("test_accuracy", "val_accuracy", "train_loss", "train_seconds")

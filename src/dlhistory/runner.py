@@ -15,11 +15,9 @@ import dataclasses
 import json
 import math
 import os
-import platform
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from tqdm import tqdm
 from . import checkpoint
 from .config import apply_overrides, as_dict
 from .errors import UsageError
+from .records import Logger, find_run, git_commit, new_run_dir, versions, write_json
 from .spec import Context, Milestone, Procedure, Recipe
 
 
@@ -72,7 +71,6 @@ class Hardware:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    extra: dict = field(default_factory=dict)
 
     @property
     def is_main(self) -> bool:
@@ -148,117 +146,6 @@ def parameter_count(model: Any) -> int:
     if isinstance(model, torch.nn.Module):
         return sum(p.numel() for p in model.parameters())
     return int(getattr(model, "parameter_count", 0))
-
-
-# --------------------------------------------------------------------------------------------------
-# Run directories and records
-
-
-def new_run_dir(runs_dir: str, milestone: str, variant: str, options: RunOptions) -> Path:
-    """A fresh ``runs/<milestone>/<variant>/<run-id>``; two runs never share one (mkdir is atomic)."""
-    parent = Path(runs_dir) / milestone / variant
-    parent.mkdir(parents=True, exist_ok=True)
-    label = f"-{options.label}" if options.label else ""
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{options.preset}{label}-s{options.seed}"
-    for i in range(1000):
-        path = parent / (stem if i == 0 else f"{stem}-{i}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a run directory under {parent}")
-
-
-def find_run(runs_dir: str, milestone: str, variant: str, which: str) -> Path:
-    """Resolve ``--resume``: a run directory, or 'latest' of this milestone and variant."""
-    if which != "latest":
-        path = Path(which)
-        if not (path / "config.json").exists():
-            raise UsageError(f"--resume {which}: not a run directory (no config.json there)")
-        return path
-    parent = Path(runs_dir) / milestone / variant
-    runs = sorted((p for p in parent.glob("*/config.json")), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise UsageError(f"--resume latest: no runs of {milestone}/{variant} under {runs_dir}")
-    return runs[-1].parent
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def versions() -> dict[str, str]:
-    import numpy
-
-    from . import __version__
-
-    found = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-             "dlhistory": __version__}
-    with contextlib.suppress(ImportError):
-        import sklearn
-
-        found["scikit-learn"] = sklearn.__version__
-    return found
-
-
-def git_commit() -> str:
-    """The commit of the source tree this package runs from ('+dirty' when it has local changes)."""
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (sha + ("+dirty" if dirty else "")) if sha else "unknown"
-
-
-class Logger:
-    """metrics.jsonl plus TensorBoard events, written by the main process only."""
-
-    def __init__(self, run_dir: Path | None, resume_step: int | None):
-        self.run_dir = run_dir
-        self.tb = None
-        if run_dir is None:
-            return
-        self.path = run_dir / "metrics.jsonl"
-        if resume_step is not None and self.path.exists():
-            # Drop records written after the checkpoint we resume from: they will be written again.
-            lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
-            kept = [ln for ln in lines if _record_step(ln) is not None and _record_step(ln) <= resume_step]
-            self.path.write_text("".join(ln + "\n" for ln in kept))
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            purge = None if resume_step is None else resume_step + 1
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge)
-        except ImportError:  # tensorboard is a dependency, but a run should not die for lack of it
-            self.tb = None
-
-    def log(self, step: int, split: str, metrics: dict[str, float]) -> None:
-        if self.run_dir is None:
-            return
-        with self.path.open("a") as f:
-            f.write(json.dumps({"step": step, "split": split, **metrics}) + "\n")
-        if self.tb is not None:
-            for k, v in metrics.items():
-                self.tb.add_scalar(f"{split}/{k}", v, step)
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-def _record_step(line: str) -> int | None:
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return None  # a line cut short by kill -9 is dropped
 
 
 # --------------------------------------------------------------------------------------------------
@@ -387,7 +274,10 @@ def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions
 
 def _shared_run_dir(options: RunOptions, milestone: str, variant: str, hw: Hardware) -> Path:
     """Rank 0 creates the run directory and tells the other processes its name."""
-    path = [str(new_run_dir(options.runs_dir, milestone, variant, options))] if hw.is_main else [None]
+    path = [None]
+    if hw.is_main:
+        path = [str(new_run_dir(options.runs_dir, milestone, variant, options.preset, options.seed,
+                                options.label))]
     if hw.world_size > 1:
         dist.broadcast_object_list(path, src=0)
     return Path(path[0])
