@@ -11,7 +11,8 @@ PIP=("$VENV/bin/python" -m pip --quiet --disable-pip-version-check)
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 
 stamp="$VENV/.dlhistory-installed"
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-64)
+want=$("$PY" -c "import hashlib; print(hashlib.sha256(open('pyproject.toml','rb').read()
+      + open('constraints.txt','rb').read()).hexdigest())")  # portable: no sha256sum on macOS
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
         "${PIP[@]}" install --no-index -c constraints.txt torch 2>/dev/null \

@@ -52,6 +52,7 @@ class ImageData:
         self.splits = splits
         self.classes = classes
         self.seed, self.rank, self.world_size = seed, rank, world_size
+        self._epoch, self._epoch_order = -1, torch.empty(0, dtype=torch.long)
         train_x = splits["train"][0].float() / 255
         # Normalisation statistics from the training part only, never validation or test.
         self.mean, self.std = train_x.mean().item(), train_x.std().item()
@@ -93,16 +94,21 @@ class ImageData:
 
     def _order(self, epoch: int) -> torch.Tensor:
         """This epoch's permutation of the training set (computed once per epoch)."""
-        if getattr(self, "_epoch", None) != epoch:
+        if self._epoch != epoch:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._epoch_order = epoch, torch.randperm(self.size("train"), generator=generator)
         return self._epoch_order
 
-    def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Unaugmented batches of ``split`` ('train' means a fixed training subset)."""
+    def eval_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw images and labels to evaluate on; 'train' means a fixed subset of the training split."""
         x, y = self.splits[split]
         if split == "train":
             x, y = x[: self.config.train_eval_size], y[: self.config.train_eval_size]
+        return x, y
+
+    def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Unaugmented, normalised batches of :meth:`eval_split`."""
+        x, y = self.eval_split(split)
         for i in range(0, len(y), batch_size):
             yield self.normalize(x[i:i + batch_size]), y[i:i + batch_size]
 

@@ -231,9 +231,7 @@ class SVMFit:
         return {"support_vectors": float(len(self.model.svc.support_))}
 
     def evaluate(self, split: str) -> dict[str, float]:
-        x, y = self.data.splits[split]
-        if split == "train":
-            x, y = x[: self.data.config.train_eval_size], y[: self.data.config.train_eval_size]
+        x, y = self.data.eval_split(split)
         predicted = self.model.svc.predict(self.model.features(x.cpu()))
         return {"accuracy": float((predicted == y.cpu().numpy()).mean())}
 
