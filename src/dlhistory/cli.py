@@ -31,11 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     # Overrides may come before or after options (`run resnet --preset smoke model.n=5`); argparse
     # only takes positionals in one run, so collect the KEY=VALUE words it leaves over.
     args, extra = parser.parse_known_args(argv)
-    stray = [w for w in extra if w.startswith("-") or "=" not in w or not hasattr(args, "overrides")]
+    target = next((name for name in ("overrides", "items") if hasattr(args, name)), None)
+    stray = [w for w in extra if w.startswith("-") or "=" not in w or target is None]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
-        args.overrides = [*args.overrides, *extra]
+        setattr(args, target, [*getattr(args, target), *extra])
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
@@ -81,6 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     _run_args(p)
     p.set_defaults(handler=cmd_compare)
+
+    p = sub.add_parser("sweep", help="a grid of overrides over seeds, in parallel, resumable",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="grid items: key=low:high:n (n log-spaced values), key=a,b,c, key=value\n"
+                              "example: dlhistory sweep resnet algorithm.lr=1e-3:1:7 model.n=1,3 --seeds 3")
+    p.add_argument("milestone")
+    p.add_argument("items", nargs="*", metavar="KEY=GRID")
+    p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per grid point (default 1)")
+    p.add_argument("--variants", nargs="+", help="variants to sweep (default: the milestone's own)")
+    p.add_argument("--workers", type=int, help="parallel worker processes (default: one per core)")
+    p.add_argument("--metric", help="metric to tabulate (default: the claim's, on the validation split)")
+    _run_args(p)
+    p.set_defaults(handler=cmd_sweep)
 
     p = sub.add_parser("review", help="compare every milestone of the timeline and write a summary")
     p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
@@ -182,6 +197,31 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(f"paper: {m.claim.paper}")
     print(f"claim {verdict_word(c.verdict.holds)}: {c.verdict.reason}")
     print(f"wall time {c.seconds:.0f} s; summary {paths['md']}; figure {paths['figure']}")
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from .report.figures import sweep_figure
+    from .report.tables import format_table
+    from .sweep import run_sweep, summarize, write_csv
+
+    m = catalogue.get(args.milestone)
+    _check_seeds(args.seeds)
+    if not args.items:
+        raise UsageError("sweep needs at least one grid item, e.g. algorithm.lr=1e-4:1e-1:7")
+    # Selection happens on validation data: a test-set claim metric is swept on its val_ twin.
+    metric = args.metric or m.claim.metric.replace("test_", "val_")
+    options = {k: v for k, v in _run_options(args).items() if k != "progress"}
+    out, axes, records = run_sweep(m, args.items, args.preset, args.seeds, args.variants, args.workers,
+                                   log=_log, **options)
+    rows = summarize(axes, records, metric)
+    if not rows:
+        raise UsageError(f"no run reported {metric!r}; pick another with --metric")
+    write_csv(out / "results.csv", rows)
+    sweep_figure(axes, rows, metric, f"{m.year} {m.title}: {metric} ({args.preset}, {args.seeds} seeds)",
+                 out / "sweep.png")
+    headers = list(rows[0])
+    print(format_table(headers, [[_fmt(r[h]) for h in headers] for r in rows]))
+    print(f"results: {out / 'results.csv'}; figure: {out / 'sweep.png'}")
 
 
 def cmd_review(args: argparse.Namespace) -> None:

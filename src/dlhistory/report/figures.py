@@ -100,3 +100,29 @@ def _curves_by_variant(comparison, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def sweep_figure(axes, rows: list[dict], metric: str, title: str, out: Path) -> None:
+    """``metric`` against the first swept key, one line (with a +-std band) per variant and other keys."""
+    x_axis, others = axes[0], axes[1:]
+    lines: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        label = " ".join([row["variant"], *(f"{a.key}={row[a.key]}" for a in others)])
+        lines[label].append(row)
+    scale = 100 if metric.endswith("accuracy") else 1
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, points in lines.items():
+        points.sort(key=lambda r: float(r[x_axis.key]))
+        x = [float(r[x_axis.key]) for r in points]
+        mean = [scale * r[f"{metric}_mean"] for r in points]
+        std = [scale * r[f"{metric}_std"] for r in points]
+        ax.plot(x, mean, "o-", label=label)
+        ax.fill_between(x, [m - s for m, s in zip(mean, std, strict=True)],
+                        [m + s for m, s in zip(mean, std, strict=True)], alpha=0.2)
+    if x_axis.log:
+        ax.set_xscale("log")
+    ax.set(xlabel=x_axis.key, ylabel=metric + (" (%)" if scale == 100 else ""), title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,165 @@
+"""Sweep a grid of overrides over seeds, for any milestone: ``dlhistory sweep adam algorithm.lr=1e-4:1e-1:7``.
+
+A grid item is ``key=low:high:n`` (n log-spaced values from low to high, both included),
+``key=a,b,c`` (a list) or ``key=value`` (fixed). Points run in parallel worker processes (one torch
+thread each), and every finished run is appended to ``results.jsonl`` in the sweep's directory, whose
+name is derived from the command; running the same command again skips the points already done.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import hashlib
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .spec import Milestone
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept key and its values, as the strings the override parser takes."""
+
+    key: str
+    values: tuple[str, ...]
+    log: bool = False
+
+
+def parse_axis(item: str) -> Axis:
+    """``key=low:high:n`` -> n log-spaced values; ``key=a,b`` -> a list; ``key=v`` -> one value."""
+    key, sep, spec = item.partition("=")
+    if not sep or not key or not spec:
+        raise UsageError(f"sweep item {item!r} is not key=low:high:n, key=a,b,c or key=value")
+    if spec.count(":") == 2:
+        low, high, n = spec.split(":")
+        try:
+            low_f, high_f, count = float(low), float(high), int(n)
+        except ValueError:
+            raise UsageError(f"sweep item {item!r}: low:high:n needs two numbers and a count") from None
+        if low_f <= 0 or high_f <= 0 or count < 2:
+            raise UsageError(f"sweep item {item!r}: a log grid needs positive ends and n >= 2")
+        step = (math.log10(high_f) - math.log10(low_f)) / (count - 1)
+        values = tuple(f"{10 ** (math.log10(low_f) + i * step):.6g}" for i in range(count))
+        return Axis(key, values, log=True)
+    return Axis(key, tuple(v for v in spec.split(",") if v))
+
+
+@dataclass(frozen=True)
+class Job:
+    variant: str | None
+    overrides: tuple[str, ...]
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return json.dumps([self.variant, list(self.overrides), self.seed])
+
+
+def jobs(axes: list[Axis], variants: list[str | None], seeds: int) -> list[Job]:
+    """Every (variant, grid point, seed), the grid being the product of the axes."""
+    grid = list(itertools.product(*[[f"{a.key}={v}" for v in a.values] for a in axes]))
+    return [Job(variant, point, seed) for variant in variants for point in grid for seed in range(seeds)]
+
+
+def sweep_dir(runs_dir: str, milestone: str, preset: str, items: list[str], variants: list) -> Path:
+    """The same command always maps to the same directory, which is what makes a sweep resumable."""
+    digest = hashlib.sha256(json.dumps([preset, items, variants]).encode()).hexdigest()[:10]
+    return Path(runs_dir) / milestone / f"sweep-{preset}-{digest}"
+
+
+def _worker(milestone: str, job: Job, preset: str, options: dict[str, Any]) -> dict[str, Any]:
+    from . import run
+
+    os.environ["DLHISTORY_THREADS"] = "1"  # workers share the cores; one thread each does not fight
+    return run(milestone, preset=preset, variant=job.variant, seed=job.seed,
+               overrides=dict(o.split("=", 1) for o in job.overrides), progress=False, **options)
+
+
+def run_sweep(milestone: Milestone, items: list[str], preset: str = "cpu", seeds: int = 1,
+              variants: list[str] | None = None, workers: int | None = None, log=print,
+              **options: Any) -> tuple[Path, list[Axis], list[dict]]:
+    """Run every point of the grid not yet in the sweep's results.jsonl; return (dir, axes, records)."""
+    axes = [parse_axis(item) for item in items]
+    names = variants or [None]
+    for v in names:
+        milestone.recipe(preset, v)  # an unknown preset or variant fails before any work
+    todo_all = jobs(axes, names, seeds)
+    out = sweep_dir(options.get("runs_dir", "runs"), milestone.key, preset, items, names)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.jsonl"
+    records = read_records(results_path)
+    done = {r["job"] for r in records}
+    todo = [j for j in todo_all if j.key not in done]
+    log(f"sweep {out}: {len(todo_all)} runs, {len(todo_all) - len(todo)} already done")
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    context = multiprocessing.get_context("spawn")  # a clean interpreter per worker, torch-safe
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {pool.submit(_worker, milestone.key, j, preset, options): j for j in todo}
+        for future in concurrent.futures.as_completed(futures):
+            job = futures[future]
+            result = future.result()
+            record = {"job": job.key, "variant": job.variant or milestone.variant, "seed": job.seed,
+                      **{o.split("=", 1)[0]: o.split("=", 1)[1] for o in job.overrides},
+                      **{k: v for k, v in result.items() if isinstance(v, (int, float)) and k != "rank"},
+                      "run_dir": result["run_dir"]}
+            with results_path.open("a") as f:  # one line per finished run: the resume record
+                f.write(json.dumps(record) + "\n")
+            records.append(record)
+            log(f"  done {job.variant or milestone.variant} {' '.join(job.overrides)} seed {job.seed}")
+    wanted = {j.key for j in todo_all}
+    return out, axes, [r for r in records if r["job"] in wanted]
+
+
+def read_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interruption: that run is simply redone
+    return records
+
+
+def summarize(axes: list[Axis], records: list[dict], metric: str) -> list[dict[str, Any]]:
+    """One row per (variant, grid point): mean and std of ``metric`` over seeds."""
+    groups: dict[tuple, list[float]] = {}
+    for r in records:
+        if metric in r:
+            groups.setdefault((r["variant"], *(r[a.key] for a in axes)), []).append(r[metric])
+    rows = []
+    for key, values in groups.items():
+        row = {"variant": key[0], **{a.key: v for a, v in zip(axes, key[1:], strict=True)}}
+        row.update({f"{metric}_mean": statistics.mean(values),
+                    f"{metric}_std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                    "seeds": len(values)})
+        rows.append(row)
+    return sorted(rows, key=lambda r: [r["variant"], *(_as_number(r[a.key]) for a in axes)])
+
+
+def _as_number(value: str) -> Any:
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    tmp = path.with_name(f".{path.name}.part")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
