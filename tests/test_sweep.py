@@ -7,7 +7,8 @@ import pytest
 from dlhistory import catalogue
 from dlhistory.cli import main
 from dlhistory.errors import UsageError
-from dlhistory.sweep import Axis, jobs, parse_axis, read_records, run_sweep, summarize
+from dlhistory.records import read_jsonl
+from dlhistory.sweep import Axis, jobs, parse_axis, run_sweep, summarize
 
 
 def test_log_grid_is_log_spaced_and_includes_both_ends():
@@ -47,7 +48,7 @@ def test_sweep_runs_in_parallel_and_resumes(run_env, tmp_path, capsys):
     items = ["algorithm.lr=0.01,0.1", "model.n=1"]
     out, _, records = run_sweep(milestone, items, preset="smoke", seeds=1, workers=2,
                                    runs_dir=str(tmp_path), evals=1, log=lambda _: None)
-    assert len(records) == 2 and len(read_records(out / "results.jsonl")) == 2
+    assert len(records) == 2 and len(read_jsonl(out / "results.jsonl")) == 2
     runs = list((tmp_path / "resnet" / "residual").iterdir())
     assert len(runs) == 2
     # The same command again finds both points done and runs nothing.

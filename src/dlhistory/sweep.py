@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .records import read_jsonl
 from .spec import Milestone
 
 
@@ -96,7 +97,7 @@ def run_sweep(milestone: Milestone, items: list[str], preset: str = "cpu", seeds
     out = sweep_dir(options.get("runs_dir", "runs"), milestone.key, preset, items, names)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
-    records = read_records(results_path)
+    records = read_jsonl(results_path)  # lines cut short by an interruption are simply redone
     done = {r["job"] for r in records}
     todo = [j for j in todo_all if j.key not in done]
     log(f"sweep {out}: {len(todo_all)} runs, {len(todo_all) - len(todo)} already done")
@@ -117,18 +118,6 @@ def run_sweep(milestone: Milestone, items: list[str], preset: str = "cpu", seeds
             log(f"  done {job.variant or milestone.variant} {' '.join(job.overrides)} seed {job.seed}")
     wanted = {j.key for j in todo_all}
     return out, axes, [r for r in records if r["job"] in wanted]
-
-
-def read_records(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by an interruption: that run is simply redone
-    return records
 
 
 def summarize(axes: list[Axis], records: list[dict], metric: str) -> list[dict[str, Any]]:

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
 
+from ..records import read_jsonl
+
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
 
 def read_metrics(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by an interruption
-    return records
+    """A run's metrics.jsonl records."""
+    return read_jsonl(path)
 
 
 def training_curves(metrics_path: Path, out: Path) -> None:
