@@ -140,11 +140,11 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    from .config import apply_overrides
+    from .runner import load_recipe
     from .spec import KINDS
 
     m = catalogue.get(args.milestone)
-    recipe = apply_overrides(m.recipe(args.preset, args.variant), args.overrides)
+    recipe = load_recipe(m, args.preset, args.variant, tuple(args.overrides))
     print(f"{m.year} {m.title} ({m.key}): {m.showed}\n  {m.citation}\n  {m.url}\n")
     print(f"recipe: {args.variant or m.variant} @ {args.preset}")
     for kind in KINDS:
@@ -153,11 +153,12 @@ def cmd_show(args: argparse.Namespace) -> None:
         for f in dataclasses.fields(component.config):
             print(f"      {kind}.{f.name} = {getattr(component.config, f.name)!r}")
     print(f"\nchanges vs the baselines: {', '.join(m.changes)}")
+    ours_recipe = m.recipe(args.preset)
     for baseline in m.baselines:
         other = m.recipe(args.preset, baseline)
         print(f"  baseline {baseline}:")
-        for kind in other.differs_from(m.recipe(args.preset)):
-            ours, theirs = getattr(m.recipe(args.preset), kind), getattr(other, kind)
+        for kind in other.differs_from(ours_recipe):
+            ours, theirs = getattr(ours_recipe, kind), getattr(other, kind)
             print(f"    {kind:<9} {ours.name} -> {theirs.name}")
     print(f"\nclaim: {m.claim.statement}")
     if m.claim.thresholds:

@@ -51,6 +51,11 @@ class Comparison:
     def headers(self) -> list[str]:
         return ["variant", *(_metrics(self))]
 
+    def _summary_json(self, point: str) -> dict[str, dict[str, float]]:
+        """{metric: {mean, std}} at ``point``, leaving out metrics the point has none of (NaN is not JSON)."""
+        stats = {k: self.summary(k, point) for k in _metrics(self)}
+        return {k: {"mean": m, "std": s} for k, (m, s) in stats.items() if not math.isnan(m)}
+
     def to_json(self) -> dict[str, Any]:
         m = self.milestone
         return {"milestone": m.key, "year": m.year, "title": m.title, "preset": self.preset,
@@ -59,13 +64,8 @@ class Comparison:
                 "holds": self.verdict.holds if self.verdict else None,
                 "reason": self.verdict.reason if self.verdict else None,
                 "seconds": round(self.seconds, 1),
-                "summary": {p: {k: _mean_std_json(*self.summary(k, p)) for k in _metrics(self)
-                                if not math.isnan(self.summary(k, p)[0])} for p in self.results},
+                "summary": {p: self._summary_json(p) for p in self.results},
                 "runs": {p: [r.get("run_dir") for r in rs] for p, rs in self.results.items()}}
-
-
-def _mean_std_json(mean: float, std: float) -> dict[str, float]:
-    return {"mean": mean, "std": std}
 
 
 def _metrics(comparison: Comparison) -> list[str]:

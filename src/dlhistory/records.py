@@ -95,9 +95,9 @@ class Logger:
         self.path = run_dir / "metrics.jsonl"
         if resume_step is not None and self.path.exists():
             # Drop records written after the checkpoint we resume from: they will be written again.
-            lines = [ln for ln in self.path.read_text().splitlines() if ln.strip()]
-            kept = [ln for ln in lines if _record_step(ln) is not None and _record_step(ln) <= resume_step]
-            self.path.write_text("".join(ln + "\n" for ln in kept))
+            kept = [r for r in read_jsonl(self.path)
+                    if isinstance(r.get("step"), int) and r["step"] <= resume_step]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -118,13 +118,6 @@ class Logger:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
-
-
-def _record_step(line: str) -> int | None:
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return None  # a line cut short by kill -9 is dropped
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -182,12 +182,17 @@ def load_checkpoint(path: Path, procedure: Procedure) -> tuple[int, float]:
 # The run
 
 
+def load_recipe(milestone: Milestone, preset: str, variant: str | None, overrides: tuple[str, ...]) -> Recipe:
+    """The recipe of ``variant`` at ``preset`` with the dotted ``overrides`` applied."""
+    return apply_overrides(milestone.recipe(preset, variant), overrides)
+
+
 def run(milestone: Milestone, options: RunOptions) -> dict[str, Any]:
     """Run one recipe of ``milestone`` and return its result (also written to ``result.json``)."""
     started = time.perf_counter()
     options, resume_dir = resolve_resume(milestone, options)
     variant = options.variant or milestone.variant
-    recipe = apply_overrides(milestone.recipe(options.preset, variant), options.overrides)
+    recipe = load_recipe(milestone, options.preset, variant, options.overrides)
     hw = setup_hardware(options.device, options.precision)
     try:
         return _run(milestone, recipe, variant, options, hw, resume_dir, started)
@@ -374,8 +379,3 @@ def _training_figure(run_dir: Path) -> None:
     from .report.figures import training_curves
 
     training_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
-
-
-def load_recipe(milestone: Milestone, preset: str, variant: str | None, overrides: tuple[str, ...]) -> Recipe:
-    """The recipe a run would use (for ``show`` and tests)."""
-    return apply_overrides(milestone.recipe(preset, variant), overrides)

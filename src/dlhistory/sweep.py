@@ -61,6 +61,11 @@ class Job:
     seed: int
 
     @property
+    def point(self) -> dict[str, str]:
+        """The overrides as {key: value}."""
+        return dict(o.split("=", 1) for o in self.overrides)
+
+    @property
     def key(self) -> str:
         return json.dumps([self.variant, list(self.overrides), self.seed])
 
@@ -82,7 +87,7 @@ def _worker(milestone: str, job: Job, preset: str, options: dict[str, Any]) -> d
 
     os.environ["DLHISTORY_THREADS"] = "1"  # workers share the cores; one thread each does not fight
     return run(milestone, preset=preset, variant=job.variant, seed=job.seed,
-               overrides=dict(o.split("=", 1) for o in job.overrides), progress=False, **options)
+               overrides=job.point, progress=False, **options)
 
 
 def run_sweep(milestone: Milestone, items: list[str], preset: str = "cpu", seeds: int = 1,
@@ -109,7 +114,7 @@ def run_sweep(milestone: Milestone, items: list[str], preset: str = "cpu", seeds
             job = futures[future]
             result = future.result()
             record = {"job": job.key, "variant": job.variant or milestone.variant, "seed": job.seed,
-                      **{o.split("=", 1)[0]: o.split("=", 1)[1] for o in job.overrides},
+                      **job.point,
                       **{k: v for k, v in result.items() if isinstance(v, (int, float)) and k != "rank"},
                       "run_dir": result["run_dir"]}
             with results_path.open("a") as f:  # one line per finished run: the resume record
