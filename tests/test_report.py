@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dlhistory.compare import Comparison, ReviewEntry, default_judge, format_mean_std, save
+from dlhistory.comparison import Comparison, ReviewEntry, default_judge, format_mean_std, save
 from dlhistory.milestones import alexnet, resnet
 from dlhistory.report import figures
 from dlhistory.report.tables import (

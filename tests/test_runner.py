@@ -421,3 +421,17 @@ def test_an_unknown_precision_is_a_usage_error_and_writes_nothing(env, tmp_path)
         tiny_run(tmp_path / "runs", precision="bogus")
     assert "\n" not in str(info.value)
     assert not (tmp_path / "runs").exists() or run_dirs(tmp_path / "runs") == []
+
+
+def test_denormals_are_flushed_only_during_a_run(run_env, tmp_path, monkeypatch):
+    seen = []
+    update = MinibatchTraining.update
+
+    def probing(self, step):
+        seen.append((torch.tensor([1e-40]) * 1.0).item())  # a denormal survives unless flushed
+        return update(self, step)
+
+    monkeypatch.setattr(MinibatchTraining, "update", probing)
+    dlhistory.run("adam", preset="smoke", runs_dir=str(tmp_path), progress=False, evals=1)
+    assert seen and all(v == 0.0 for v in seen)
+    assert (torch.tensor([1e-40]) * 1.0).item() > 0  # restored for whatever the process runs next

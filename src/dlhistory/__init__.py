@@ -33,7 +33,7 @@ def run(milestone: str, preset: str = "cpu", variant: str | None = None, seed: i
 def compare(milestone: str, preset: str = "cpu", seeds: int = 3, **options: Any):
     """Run a milestone and its baselines over ``seeds`` seeds and judge its claim."""
     from . import catalogue
-    from . import compare as _compare
+    from . import comparison as _compare
 
     return _compare.compare(catalogue.get(milestone), preset, seeds, **options)
 

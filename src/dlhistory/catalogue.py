@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .errors import UsageError, did_you_mean
-from .milestones import alexnet, resnet
+from .milestones import adam, alexnet, resnet
 from .spec import Milestone
 
 CATALOGUE: tuple[Milestone, ...] = (
     alexnet.MILESTONE,  # 2012
+    adam.MILESTONE,  # 2014
     resnet.MILESTONE,  # 2015
 )
 

@@ -76,10 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps between checkpoints (default: at each evaluation)")
     p.set_defaults(handler=cmd_run)
 
-    p = sub.add_parser("compare", help="the milestone and its baselines over seeds; does the claim hold?")
+    p = sub.add_parser("compare", help="the milestone and its baselines over seeds; does the claim hold?",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="overrides change every run of the experiment, e.g.\n"
+                              "  dlhistory compare adam model.architecture=cnn  # the claim, another model")
     p.add_argument("milestone")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every run")
     p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
+    _workers_arg(p)
     _run_args(p)
     p.set_defaults(handler=cmd_compare)
 
@@ -92,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per grid point (default 1)")
     p.add_argument("--variants", nargs="+", help="variants to sweep (default: the milestone's own)")
-    p.add_argument("--workers", type=int, help="parallel worker processes (default: one per core)")
+    _workers_arg(p, "one per core")
     p.add_argument("--metric", help="metric to tabulate (default: the claim's, on the validation split)")
     _run_args(p)
     p.set_defaults(handler=cmd_sweep)
@@ -101,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
     p.add_argument("--only", nargs="+", metavar="MILESTONE", help="review only these milestones")
+    _workers_arg(p)
     _run_args(p)
     p.set_defaults(handler=cmd_review)
     return parser
@@ -111,6 +117,12 @@ def _recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. model.n=5")
     p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
     p.add_argument("--variant", help="a baseline to run instead of the milestone, e.g. plain")
+
+
+def _workers_arg(p: argparse.ArgumentParser, default: str = "1, or one per core for a grid of small runs "
+                                                           "such as adam's") -> None:
+    p.add_argument("--workers", type=int,
+                   help=f"runs in parallel, in processes that share the cores (default {default})")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -186,18 +198,24 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from .compare import compare, save
+    from .comparison import compare, save
     from .report.tables import format_table, verdict_word
 
     m = catalogue.get(args.milestone)
     _check_seeds(args.seeds)
-    c = compare(m, args.preset, args.seeds, log=_log, **_run_options(args))
+    _check_workers(args.workers)
+    c = compare(m, args.preset, args.seeds, log=_log, workers=args.workers, overrides=tuple(args.overrides),
+                **_run_options(args))
     paths = save(c, Path(args.runs_dir) / m.key / f"compare-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"\n{m.year} {m.title} ({args.preset}, seeds {c.seeds}): {m.claim.statement}")
     print(format_table(c.headers(), c.rows()))
+    if c.verdict.table:
+        print()
+        print(format_table(*c.verdict.table))
     print(f"paper: {m.claim.paper}")
     print(f"claim {verdict_word(c.verdict.holds)}: {c.verdict.reason}")
-    print(f"wall time {c.seconds:.0f} s; summary {paths['md']}; figure {paths['figure']}")
+    shown = ", ".join(str(p) for k, p in paths.items() if k.startswith("figure"))
+    print(f"wall time {c.seconds:.0f} s; summary {paths['md']}; figures {shown}")
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -226,14 +244,16 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_review(args: argparse.Namespace) -> None:
-    from .compare import review, save
+    from .comparison import review, save
     from .records import write_json
     from .report.tables import REVIEW_HEADERS, format_table, review_markdown, review_rows
 
     _check_seeds(args.seeds)
     milestones = tuple(catalogue.get(k) for k in args.only) if args.only else catalogue.CATALOGUE
     start = time.perf_counter()
-    entries = review(milestones, args.preset, args.seeds, log=_log, **_run_options(args))
+    _check_workers(args.workers)
+    entries = review(milestones, args.preset, args.seeds, log=_log, workers=args.workers,
+                     **_run_options(args))
     seconds = time.perf_counter() - start
     out = Path(args.runs_dir) / "review" / f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
@@ -254,6 +274,11 @@ def cmd_review(args: argparse.Namespace) -> None:
 def _check_seeds(seeds: int) -> None:
     if seeds < 1:
         raise UsageError(f"--seeds {seeds}: need at least 1 seed")
+
+
+def _check_workers(workers: int | None) -> None:
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers {workers}: need at least 1 worker")
 
 
 def _log(message: str) -> None:

@@ -194,9 +194,14 @@ def run(milestone: Milestone, options: RunOptions) -> dict[str, Any]:
     variant = options.variant or milestone.variant
     recipe = load_recipe(milestone, options.preset, variant, options.overrides)
     hw = setup_hardware(options.device, options.precision)
+    # Values below 1e-38 (denormals) take the x86 slow path: Adam's momentum of a dead ReLU unit decays
+    # into them, which made runs up to 1.8x slower. Flushed to zero during the run, results are unchanged.
+    flush = hw.device.type == "cpu" and torch.set_flush_denormal(True)
     try:
         return _run(milestone, recipe, variant, options, hw, resume_dir, started)
     finally:
+        if flush:
+            torch.set_flush_denormal(False)  # the process's default again, for whatever runs next
         if hw.world_size > 1 and dist.is_initialized():
             # Tear the group down explicitly: gloo can abort at interpreter exit otherwise.
             dist.barrier()
@@ -254,6 +259,7 @@ def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions
         final = {f"{split}_{k}": v for split in ("train", "val", "test")
                  for k, v in _evaluate(procedure, hw, split).items()}
     except Diverged as e:
+        e.run_dir = str(run_dir)
         if hw.is_main:
             write_json(run_dir / "result.json", {**config, "status": "diverged", "error": str(e)})
         raise

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 KINDS = ("data", "model", "loss", "algorithm")
@@ -92,6 +93,8 @@ class Verdict:
 
     holds: bool
     reason: str
+    table: tuple[tuple[str, ...], tuple[tuple[str, ...], ...]] | None = None
+    """The judge's own summary, (headers, rows), where the claim needs more than a sentence."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,10 @@ class Claim:
     """Which runs the comparison needs at a preset; default: the main variant and every baseline."""
     judge: Callable[[Milestone, str, Mapping[str, list[dict]]], Verdict] | None = None
     """Decides the verdict from ``{point name: [result per seed]}``; default: threshold and baselines."""
+    figures: Callable[[Any, Path], list[Path]] | None = None
+    """Draws the experiment's figures from a Comparison into a folder; default: one bar or curve chart."""
+    parallel: bool = False
+    """The experiment is many small runs (a grid): compare runs them in one process per core."""
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,19 @@
 """Sweep a grid of overrides over seeds, for any milestone: ``dlhistory sweep adam algorithm.lr=1e-4:1e-1:7``.
 
 A grid item is ``key=low:high:n`` (n log-spaced values from low to high, both included),
-``key=a,b,c`` (a list) or ``key=value`` (fixed). Points run in parallel worker processes (one torch
-thread each), and every finished run is appended to ``results.jsonl`` in the sweep's directory, whose
-name is derived from the command; running the same command again skips the points already done.
+``key=a,b,c`` (a list) or ``key=value`` (fixed). Points run in parallel worker processes that share
+the cores (:mod:`dlhistory.pool`), and every finished (or diverged) run is appended to
+``results.jsonl`` in the sweep's directory, whose name is derived from the command; running the same
+command again skips the points already done.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import csv
 import hashlib
 import itertools
 import json
 import math
-import multiprocessing
 import os
 import statistics
 from dataclasses import dataclass
@@ -22,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .pool import execute
 from .records import read_jsonl
+from .runner import RunOptions, load_recipe
 from .spec import Milestone
 
 
@@ -82,14 +83,6 @@ def sweep_dir(runs_dir: str, milestone: str, preset: str, items: list[str], vari
     return Path(runs_dir) / milestone / f"sweep-{preset}-{digest}"
 
 
-def _worker(milestone: str, job: Job, preset: str, options: dict[str, Any]) -> dict[str, Any]:
-    from . import run
-
-    os.environ["DLHISTORY_THREADS"] = "1"  # workers share the cores; one thread each does not fight
-    return run(milestone, preset=preset, variant=job.variant, seed=job.seed,
-               overrides=job.point, progress=False, **options)
-
-
 def run_sweep(milestone: Milestone, items: list[str], preset: str = "cpu", seeds: int = 1,
               variants: list[str] | None = None, workers: int | None = None, log=print,
               **options: Any) -> tuple[Path, list[Axis], list[dict]]:
@@ -106,37 +99,43 @@ def run_sweep(milestone: Milestone, items: list[str], preset: str = "cpu", seeds
     done = {r["job"] for r in records}
     todo = [j for j in todo_all if j.key not in done]
     log(f"sweep {out}: {len(todo_all)} runs, {len(todo_all) - len(todo)} already done")
+    for job in todo:  # a bad key or value fails here, before any work
+        load_recipe(milestone, preset, job.variant, job.overrides)
+    runs = [RunOptions(preset=preset, variant=j.variant, seed=j.seed, overrides=j.overrides, progress=False,
+                       **options) for j in todo]
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    context = multiprocessing.get_context("spawn")  # a clean interpreter per worker, torch-safe
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = {pool.submit(_worker, milestone.key, j, preset, options): j for j in todo}
-        for future in concurrent.futures.as_completed(futures):
-            job = futures[future]
-            result = future.result()
-            record = {"job": job.key, "variant": job.variant or milestone.variant, "seed": job.seed,
-                      **job.point,
-                      **{k: v for k, v in result.items() if isinstance(v, (int, float)) and k != "rank"},
-                      "run_dir": result["run_dir"]}
-            with results_path.open("a") as f:  # one line per finished run: the resume record
-                f.write(json.dumps(record) + "\n")
-            records.append(record)
-            log(f"  done {job.variant or milestone.variant} {' '.join(job.overrides)} seed {job.seed}")
+    for i, result in execute(milestone, runs, workers, log=log):
+        job = todo[i]
+        record = {"job": job.key, "variant": job.variant or milestone.variant, "seed": job.seed,
+                  **job.point, "status": result["status"],
+                  **{k: v for k, v in result.items() if isinstance(v, (int, float)) and k != "rank"},
+                  "run_dir": result["run_dir"]}
+        with results_path.open("a") as f:  # one line per finished run: the resume record
+            f.write(json.dumps(record) + "\n")
+        records.append(record)
     wanted = {j.key for j in todo_all}
     return out, axes, [r for r in records if r["job"] in wanted]
 
 
 def summarize(axes: list[Axis], records: list[dict], metric: str) -> list[dict[str, Any]]:
-    """One row per (variant, grid point): mean and std of ``metric`` over seeds."""
+    """One row per (variant, grid point): mean and std of ``metric`` over seeds, and how many diverged."""
     groups: dict[tuple, list[float]] = {}
+    diverged: dict[tuple, int] = {}
     for r in records:
+        key = (r["variant"], *(r[a.key] for a in axes))
+        groups.setdefault(key, [])
         if metric in r:
-            groups.setdefault((r["variant"], *(r[a.key] for a in axes)), []).append(r[metric])
+            groups[key].append(r[metric])
+        elif r.get("status") == "diverged":
+            diverged[key] = diverged.get(key, 0) + 1
     rows = []
     for key, values in groups.items():
+        if not values and not diverged.get(key):
+            continue
         row = {"variant": key[0], **{a.key: v for a, v in zip(axes, key[1:], strict=True)}}
-        row.update({f"{metric}_mean": statistics.mean(values),
+        row.update({f"{metric}_mean": statistics.mean(values) if values else math.nan,
                     f"{metric}_std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                    "seeds": len(values)})
+                    "seeds": len(values), "diverged": diverged.get(key, 0)})
         rows.append(row)
     return sorted(rows, key=lambda r: [r["variant"], *(_as_number(r[a.key]) for a in axes)])
 

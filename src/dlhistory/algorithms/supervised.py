@@ -1,8 +1,9 @@
-"""Mini-batch stochastic gradient descent with momentum: the workhorse of supervised learning.
+"""Mini-batch stochastic gradient training: the workhorse of supervised learning.
 
 Krizhevsky, Sutskever & Hinton (2012) trained AlexNet with batch 128, momentum 0.9 and weight decay
-5e-4; He et al. (2015) trained ResNets the same way. The learning-rate schedule is a pure function of
-the step, so it has no state to checkpoint and a resumed run follows the same schedule.
+5e-4; He et al. (2015) trained ResNets the same way; Kingma & Ba (2015) changed only the update rule.
+So the procedure here takes its optimizer from the algorithm's builder. The learning-rate schedule is a
+pure function of the step, so it has no state to checkpoint and a resumed run follows the same schedule.
 """
 
 from __future__ import annotations
@@ -17,21 +18,18 @@ from ..spec import Context
 
 
 @dataclass(frozen=True)
-class SGDConfig:
-    """Mini-batch SGD with (Nesterov) momentum, weight decay and a learning-rate schedule."""
+class TrainingConfig:
+    """What every mini-batch training run has, whatever its update rule: budget, batch and schedule."""
 
     epochs: float = 10.0
     """Passes over the training split (fractions allowed)."""
     batch_size: int = 128
     """Examples per step, over all processes together."""
     lr: float = 0.05
-    """Peak learning rate."""
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    """L2 penalty added to the gradient (not applied to biases and normalisation parameters)."""
-    schedule: Literal["constant", "onecycle", "cosine", "step"] = "onecycle"
-    """'onecycle': linear warm-up then cosine decay; 'step': divide by 10 at 50% and 75% (He et al.)."""
+    """Peak learning rate (the paper's alpha or eta)."""
+    schedule: Literal["constant", "onecycle", "cosine", "step", "rsqrt"] = "onecycle"
+    """'onecycle': linear warm-up then cosine decay; 'step': divide by 10 at 50% and 75% (He et al.);
+    'rsqrt': alpha / sqrt(t) at step t = 1, 2, ... (Kingma & Ba's logistic-regression experiment)."""
     warmup: float = 0.15
     """Fraction of the steps spent warming up (onecycle and cosine)."""
     eval_batch_size: int = 1000
@@ -41,11 +39,23 @@ class SGDConfig:
             raise ValueError("needs epochs > 0, batch_size >= 1, lr >= 0 and eval_batch_size >= 1")
 
 
-def learning_rate(config: SGDConfig, step: int, total_steps: int) -> float:
+@dataclass(frozen=True)
+class SGDConfig(TrainingConfig):
+    """Mini-batch SGD with (Nesterov) momentum and weight decay."""
+
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    """L2 penalty added to the gradient (not applied to biases and normalisation parameters)."""
+
+
+def learning_rate(config: TrainingConfig, step: int, total_steps: int) -> float:
     """The learning rate at ``step`` (0-based) of ``total_steps``."""
     t = step / max(1, total_steps)
     if config.schedule == "constant":
         return config.lr
+    if config.schedule == "rsqrt":
+        return config.lr / math.sqrt(step + 1)
     if config.schedule == "step":
         return config.lr * 0.1 ** ((t >= 0.5) + (t >= 0.75))
     if t < config.warmup:
@@ -62,17 +72,15 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 class MinibatchTraining:
-    """Supervised training: sample a batch, compute the loss, step the optimizer."""
+    """Supervised training: sample a batch, compute the loss, step the optimizer it was given."""
 
-    def __init__(self, config: SGDConfig, model: torch.nn.Module, loss, data, ctx: Context):
+    def __init__(self, config: TrainingConfig, model: torch.nn.Module, loss, data,
+                 optimizer: torch.optim.Optimizer):
         self.config, self.model, self.loss, self.data = config, model, loss, data
         self.total_steps = math.ceil(config.epochs * data.steps_per_epoch(config.batch_size))
         self.samples_per_step = config.batch_size
         self.modules = {"model": model}
-        self.optimizer = torch.optim.SGD(
-            parameter_groups(model, config.weight_decay), lr=config.lr,
-            momentum=config.momentum, nesterov=config.nesterov,
-        )
+        self.optimizer = optimizer
 
     def update(self, step: int) -> dict[str, torch.Tensor]:
         lr = learning_rate(self.config, step, self.total_steps)
@@ -107,5 +115,7 @@ class MinibatchTraining:
 
 
 def minibatch_sgd(config: SGDConfig, model, loss, data, ctx: Context) -> MinibatchTraining:
-    """Build the mini-batch SGD procedure (the algorithm component's builder)."""
-    return MinibatchTraining(config, model, loss, data, ctx)
+    """Mini-batch SGD with torch's fused implementation (the algorithm component's builder)."""
+    optimizer = torch.optim.SGD(parameter_groups(model, config.weight_decay), lr=config.lr,
+                                momentum=config.momentum, nesterov=config.nesterov)
+    return MinibatchTraining(config, model, loss, data, optimizer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -97,8 +98,11 @@ def _curves_by_variant(comparison, out: Path) -> None:
 
 
 def sweep_figure(axes, rows: list[dict], metric: str, title: str, out: Path) -> None:
-    """``metric`` against the first swept key, one line (with a +-std band) per variant and other keys."""
-    x_axis, others = axes[0], axes[1:]
+    """``metric`` against the first numeric key with several values, one line (with a +-std band) per
+    variant and combination of the other varied keys; keys held at one value only go in no label."""
+    varied = [a for a in axes if len(a.values) > 1] or list(axes[:1])
+    x_axis = next((a for a in varied if all(_is_number(v) for v in a.values)), varied[0])
+    others = [a for a in varied if a is not x_axis]
     lines: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         label = " ".join([row["variant"], *(f"{a.key}={row[a.key]}" for a in others)])
@@ -106,8 +110,10 @@ def sweep_figure(axes, rows: list[dict], metric: str, title: str, out: Path) -> 
     scale = 100 if metric.endswith("accuracy") else 1
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for label, points in lines.items():
-        points.sort(key=lambda r: float(r[x_axis.key]))
-        x = [float(r[x_axis.key]) for r in points]
+        numeric = all(_is_number(r[x_axis.key]) for r in points)
+        if numeric:
+            points.sort(key=lambda r: float(r[x_axis.key]))
+        x = [float(r[x_axis.key]) if numeric else r[x_axis.key] for r in points]
         mean = [scale * r[f"{metric}_mean"] for r in points]
         std = [scale * r[f"{metric}_std"] for r in points]
         ax.plot(x, mean, "o-", label=label)
@@ -120,3 +126,73 @@ def sweep_figure(axes, rows: list[dict], metric: str, title: str, out: Path) -> 
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def learning_rate_figure(curves: dict[str, list[tuple[float, list[float]]]], defaults: dict[str, float],
+                         tolerance: float, title: str, out: Path) -> None:
+    """Validation accuracy against the learning rate: per optimizer the mean over seeds with a band from
+    the lowest to the highest seed, its default rate dotted, its good band (within ``tolerance`` of its
+    best) drawn as a bar under the curve, and diverged rates as crosses on the axis."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    lowest, top = 100.0, 0.0
+    for i, (label, points) in enumerate(curves.items()):
+        color = f"C{i}"
+        finite = [(lr, [100 * v for v in vs]) for lr, vs in points if vs and not any(map(math.isnan, vs))]
+        diverged = [lr for lr, vs in points if not vs or any(map(math.isnan, vs))]
+        if finite:
+            x = [lr for lr, _ in finite]
+            mean = [statistics.mean(vs) for _, vs in finite]
+            ax.plot(x, mean, "o-", color=color, label=label)
+            ax.fill_between(x, [min(vs) for _, vs in finite], [max(vs) for _, vs in finite], color=color,
+                            alpha=0.2)
+            best = max(mean)
+            ax.axhline(best - 100 * tolerance, color=color, lw=0.8, ls="--", alpha=0.6)
+            lowest, top = min(lowest, *(min(vs) for _, vs in finite)), max(top, best)
+        ax.axvline(defaults[label], color=color, lw=1, ls=":", alpha=0.8)
+        if diverged:
+            ax.plot(diverged, [0] * len(diverged), "x", color=color, ms=8, clip_on=False,
+                    transform=ax.get_xaxis_transform(), label=f"{label}: diverged")
+    ax.set_xscale("log")
+    # The question is what lies near the top: rates more than 12 points below the best run off the axis.
+    bottom = max(0.0, lowest - 1, top - 12)
+    ax.set_ylim(bottom=bottom)
+    ax.set(xlabel="learning rate (constant)", ylabel="validation accuracy (%)", title=title)
+    note = "dotted: default rate; dashed: best - 1 point; band: min-max over seeds"
+    if lowest < bottom:
+        note += f"; points below {bottom:.0f}% are off the axis"
+    ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="0.3")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def loss_curves_figure(runs: dict[str, list[dict]], title: str, out: Path) -> None:
+    """Training loss (running mean of the mini-batch loss) against the step, one line per label: the
+    mean over its runs (seeds) with a min-max band. ``runs`` maps a label to result dicts with run_dir."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (label, results) in enumerate(runs.items()):
+        curves = [[(r["step"], r["loss"]) for r in read_metrics(Path(res["run_dir"]) / "metrics.jsonl")
+                   if r["split"] == "train"] for res in results if "run_dir" in res]
+        curves = [c for c in curves if c]
+        if not curves:
+            continue
+        length = min(len(c) for c in curves)
+        steps = [s + 1 for s, _ in curves[0][:length]]
+        per_step = [[c[j][1] for c in curves] for j in range(length)]
+        ax.plot(steps, [statistics.mean(v) for v in per_step], color=f"C{i}", label=label)
+        ax.fill_between(steps, [min(v) for v in per_step], [max(v) for v in per_step], color=f"C{i}",
+                        alpha=0.2)
+    ax.set(xlabel="iteration", ylabel="training loss (negative log-likelihood)", yscale="log", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True

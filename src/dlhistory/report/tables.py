@@ -31,12 +31,14 @@ def comparison_markdown(comparison) -> str:
     """The Markdown summary of one comparison, with the command that reproduces it."""
     m, v = comparison.milestone, comparison.verdict
     seeds = len(comparison.seeds)
-    command = f"dlhistory compare {m.key} --preset {comparison.preset} --seeds {seeds}"
+    command = " ".join(["dlhistory compare", m.key, *comparison.overrides, "--preset", comparison.preset,
+                        "--seeds", str(seeds)])
     return "\n".join([
         f"# {m.year} {m.title}: {m.showed}", "",
         f"{m.citation} <{m.url}>", "",
         f"Claim ({comparison.preset} preset, {seeds} seeds): {m.claim.statement}.", "",
         markdown_table(comparison.headers(), comparison.rows()),
+        *([markdown_table(*v.table)] if v and v.table else []),
         f"Paper: {m.claim.paper}.", "",
         f"**Verdict: the claim {verdict_word(v.holds if v else None)}** ({v.reason if v else ''}).", "",
         f"Wall time {comparison.seconds:.0f} s. Produced by `{command}`.", "",
@@ -45,7 +47,7 @@ def comparison_markdown(comparison) -> str:
 
 def review_rows(entries) -> list[list[str]]:
     """One row per milestone: year, title, changes, the claim metric per variant, verdict."""
-    from ..compare import format_mean_std
+    from ..comparison import format_mean_std
 
     rows = []
     for e in entries:
@@ -56,11 +58,14 @@ def review_rows(entries) -> list[list[str]]:
         c = e.comparison
         values = "; ".join(f"{p}: {format_mean_std(*c.summary(m.claim.metric, p), m.claim.metric)}"
                            for p in c.results)
+        if len(c.results) > MAX_REVIEW_POINTS:  # a grid: its own table, in the summary, says it better
+            values = f"{len(c.results)} points; see the {m.key} table"
         rows.append([str(m.year), m.title, ", ".join(m.changes), values,
                      verdict_word(c.verdict.holds), c.verdict.reason])
     return rows
 
 
+MAX_REVIEW_POINTS = 8
 REVIEW_HEADERS = ["year", "milestone", "changed", "claim metric (mean ± std over seeds)", "claim", "why"]
 
 

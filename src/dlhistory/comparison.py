@@ -9,6 +9,7 @@ as skipped with the reason, and the review goes on.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from collections.abc import Mapping
@@ -17,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError
+from .pool import execute
 from .records import write_json
-from .runner import RunOptions, run
+from .runner import RunOptions, load_recipe
 from .spec import Milestone, Verdict
 
 REPORTED = ("test_accuracy", "val_accuracy", "train_loss", "train_seconds")
@@ -33,6 +35,8 @@ class Comparison:
     seeds: list[int]
     results: dict[str, list[dict]] = field(default_factory=dict)
     """Point name -> one result dict per seed."""
+    overrides: tuple[str, ...] = ()
+    """Overrides applied to every point (``dlhistory compare adam model.architecture=cnn``)."""
     verdict: Verdict | None = None
     seconds: float = 0.0
 
@@ -59,13 +63,22 @@ class Comparison:
     def to_json(self) -> dict[str, Any]:
         m = self.milestone
         return {"milestone": m.key, "year": m.year, "title": m.title, "preset": self.preset,
-                "seeds": self.seeds, "claim": m.claim.statement, "metric": m.claim.metric,
+                "seeds": self.seeds, "overrides": list(self.overrides),
+                "claim": m.claim.statement, "metric": m.claim.metric,
                 "threshold": m.claim.thresholds.get(self.preset), "paper": m.claim.paper,
                 "holds": self.verdict.holds if self.verdict else None,
                 "reason": self.verdict.reason if self.verdict else None,
+                "table": _table_json(self.verdict),
                 "seconds": round(self.seconds, 1),
                 "summary": {p: self._summary_json(p) for p in self.results},
                 "runs": {p: [r.get("run_dir") for r in rs] for p, rs in self.results.items()}}
+
+
+def _table_json(verdict: Verdict | None) -> list[dict[str, str]] | None:
+    if verdict is None or verdict.table is None:
+        return None
+    headers, rows = verdict.table
+    return [dict(zip(headers, row, strict=True)) for row in rows]
 
 
 def _metrics(comparison: Comparison) -> list[str]:
@@ -88,6 +101,9 @@ def default_judge(milestone: Milestone, preset: str, results: Mapping[str, list[
     """The milestone's mean metric reaches the preset's threshold and beats every baseline's mean."""
     claim = milestone.claim
     sign = 1 if claim.direction == "max" else -1
+    diverged = [p for p, runs in results.items() if any(claim.metric not in r for r in runs)]
+    if diverged:
+        return Verdict(False, f"runs of {', '.join(diverged)} diverged or reported no {claim.metric}")
 
     def mean(point: str) -> float:
         return statistics.mean(r[claim.metric] for r in results[point])
@@ -108,18 +124,33 @@ def default_judge(milestone: Milestone, preset: str, results: Mapping[str, list[
 
 
 def compare(milestone: Milestone, preset: str = "cpu", seeds: int = 3, first_seed: int = 0,
-            log=print, **options: Any) -> Comparison:
-    """Run the milestone's experiment at ``preset`` for ``seeds`` seeds and judge the claim."""
+            log=print, workers: int | None = None, overrides: tuple[str, ...] = (),
+            **options: Any) -> Comparison:
+    """Run the milestone's experiment at ``preset`` for ``seeds`` seeds and judge the claim.
+
+    ``overrides`` (dotted ``key=value``) change every point, before the point's own overrides: the
+    same experiment with one component changed. ``workers`` > 1 runs the points in that many
+    processes sharing the cores (:mod:`dlhistory.pool`); by default one, or one per core for an
+    experiment of many small runs (``Claim.parallel``).
+    """
     start = time.perf_counter()
-    comparison = Comparison(milestone, preset, list(range(first_seed, first_seed + seeds)))
-    points = milestone.points(preset)
-    for i, point in enumerate(points):
-        for seed in comparison.seeds:
-            log(f"[{milestone.key} {preset}] {point.name} seed {seed} ({i + 1}/{len(points)})")
-            label = point.label.replace("=", "").replace(" ", "")
-            opts = RunOptions(preset=preset, variant=point.variant, seed=seed, overrides=point.overrides,
-                              label=label, **options)
-            comparison.results.setdefault(point.name, []).append(run(milestone, opts))
+    comparison = Comparison(milestone, preset, list(range(first_seed, first_seed + seeds)),
+                            overrides=tuple(overrides))
+    cells = [(point, seed) for point in milestone.points(preset) for seed in comparison.seeds]
+    runs = [RunOptions(preset=preset, variant=point.variant, seed=seed,
+                       overrides=(*overrides, *point.overrides),
+                       label=point.label.replace("=", "").replace(" ", ""), **options)
+            for point, seed in cells]
+    for opts in {(o.variant, o.overrides): o for o in runs}.values():  # a bad key fails before any run
+        load_recipe(milestone, preset, opts.variant, opts.overrides)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if milestone.claim.parallel else 1
+    results: list[dict] = [{}] * len(cells)
+    names = [f"{point.name} seed {seed}" for point, seed in cells]
+    for i, result in execute(milestone, runs, workers, log=log, names=names):
+        results[i] = result
+    for (point, _), result in zip(cells, results, strict=True):
+        comparison.results.setdefault(point.name, []).append(result)
     judge = milestone.claim.judge or default_judge
     comparison.verdict = judge(milestone, preset, comparison.results)
     comparison.seconds = time.perf_counter() - start
@@ -131,11 +162,15 @@ def save(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
     from .report import figures, tables
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "summary.json", "md": out_dir / "summary.md",
-             "figure": out_dir / f"{comparison.milestone.key}.png"}
+    paths = {"json": out_dir / "summary.json", "md": out_dir / "summary.md"}
     write_json(paths["json"], comparison.to_json())
     paths["md"].write_text(tables.comparison_markdown(comparison))
-    figures.comparison_figure(comparison, paths["figure"])
+    draw = comparison.milestone.claim.figures
+    if draw is not None:
+        paths.update({f"figure{i or ''}": p for i, p in enumerate(draw(comparison, out_dir))})
+    else:
+        paths["figure"] = out_dir / f"{comparison.milestone.key}.png"
+        figures.comparison_figure(comparison, paths["figure"])
     return paths
 
 
