@@ -130,6 +130,12 @@ def test_band_reaching_the_grid_end_is_censored():
 def test_band_stops_at_a_diverged_rate_without_interpolating():
     band = good_band([1e-3, 1e-2, 1e-1], [0.5, 0.9, math.nan])
     assert band.high == 1e-2 and not band.censored
+    assert band.high_bound == 1e-1  # it could reach as far as the diverged rate
+    assert band.decades_at_most == pytest.approx(math.log10(1e-1 / band.low))
+
+
+def test_a_censored_band_could_be_any_width():
+    assert good_band([1e-3, 1e-2], [0.9, 0.5]).decades_at_most == math.inf
 
 
 def test_band_when_everything_diverged():
@@ -180,6 +186,17 @@ def test_sensitivity_fails_when_the_default_is_far_from_the_best():
 def test_sensitivity_fails_when_sgd_is_as_robust():
     verdict = sensitivity(M, "cpu", synthetic(sgd_width=1.0))
     assert not verdict.holds and "(needs less than Adam's) NO" in verdict.reason
+
+
+def test_sensitivity_gives_sgd_the_benefit_of_a_diverged_neighbour():
+    # SGD's band stops at 10^-0.5 because 1.0 diverged: it could be half a decade wider, as wide as Adam's.
+    grid = LR_GRIDS["cpu"]["sgd"]
+    results = synthetic(sgd_peak=10 ** -0.5, sgd_width=0.5, adam_width=0.5,
+                        diverge={("sgd", grid[-2]), ("sgd", grid[-1])})
+    verdict = sensitivity(M, "cpu", results)
+    assert not verdict.holds and "(needs less than Adam's) NO" in verdict.reason
+    sgd_row = verdict.table[1][0]
+    assert sgd_row[0] == "sgd" and "(at most 0.62: next rate diverged)" in sgd_row[-1]
 
 
 def test_sensitivity_fails_when_the_best_is_at_the_grid_edge():

@@ -6,7 +6,6 @@ Every error a user can fix prints one line and exits with code 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -152,6 +151,7 @@ def cmd_list(args: argparse.Namespace) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
+    from .config import flat_items
     from .runner import load_recipe
     from .spec import KINDS
 
@@ -162,8 +162,8 @@ def cmd_show(args: argparse.Namespace) -> None:
     for kind in KINDS:
         component = getattr(recipe, kind)
         print(f"  {kind:<9} {component.name}")
-        for f in dataclasses.fields(component.config):
-            print(f"      {kind}.{f.name} = {getattr(component.config, f.name)!r}")
+        for key, value in flat_items(component.config):
+            print(f"      {kind}.{key} = {value!r}")
     print(f"\nchanges vs the baselines: {', '.join(m.changes)}")
     ours_recipe = m.recipe(args.preset)
     for baseline in m.baselines:

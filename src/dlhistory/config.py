@@ -47,6 +47,18 @@ def as_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def flat_items(config: Any) -> list[tuple[str, Any]]:
+    """(dotted key, value) of every leaf field of a (nested) config, e.g. ``("cnn.width", 16)``."""
+    out = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            out += [(f"{f.name}.{k}", v) for k, v in flat_items(value)]
+        else:
+            out.append((f.name, value))
+    return out
+
+
 def _field_keys(config: Any) -> list[str]:
     out = []
     for f in dataclasses.fields(config):
