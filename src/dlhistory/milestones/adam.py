@@ -43,6 +43,7 @@ from ..algorithms import optimizers
 from ..algorithms.supervised import MinibatchTraining, SGDConfig, TrainingConfig, parameter_groups
 from ..data.images import FashionMNISTConfig, ImageData, fashion_mnist_data
 from ..losses.classification import CrossEntropyConfig, cross_entropy
+from ..report.sensitivity import SENSITIVITY_HEADERS, TOLERANCE, Sensitivity, good_band
 from ..spec import Claim, Component, Context, Milestone, Point, Recipe, Verdict
 from .alexnet import AlexNet, AlexNetConfig
 
@@ -170,6 +171,7 @@ RMSPROP = Component("rmsprop", rmsprop, RMSPropConfig(**BUDGET))
 
 # ================================================================================================
 # The experiment: a learning-rate grid per optimizer, selection on the validation split.
+# The good band and its table live in report/sensitivity.py; here are the grids and the judge.
 
 # Half-decade grids of 7 points (quarter decades at full): Adam's centred on its default 1e-3, SGD's on
 # 0.1, the rate SGD users start from, with its library default 0.01 inside. Bands are measured inside.
@@ -184,8 +186,6 @@ LR_GRIDS: Mapping[str, Mapping[str, tuple[float, ...]]] = {
 FIGURE1_OPTIMIZERS = ("sgd-nesterov", "adagrad", "rmsprop", "adam")
 FIGURE1_GRIDS = {"smoke": (1e-2, 1e-1), "cpu": (1e-3, 1e-2, 1e-1, 1.0), "full": (1e-3, 1e-2, 1e-1, 1.0, 10.0)}
 FIGURE1_EPOCHS = {"smoke": 1, "cpu": 5, "full": 45}
-TOLERANCE = 0.01
-"""The good band: learning rates whose mean validation accuracy is within 1 point of the best."""
 
 
 def lr_label(lr: float) -> str:
@@ -203,64 +203,6 @@ def experiment(milestone: Milestone, preset: str) -> list[Point]:
     return points
 
 
-@dataclass(frozen=True)
-class Band:
-    """One optimizer's learning-rate curve, summarised."""
-
-    best_lr: float
-    best: float
-    low: float
-    high: float
-    censored: bool
-    """The band reaches the end of the grid, so its true width may be larger."""
-    low_bound: float
-    high_bound: float
-    """How far the band could reach: where it stops at a diverged rate, up to that rate (the band
-    is only measured up to the last rate that trained; the truth lies in between)."""
-
-    @property
-    def decades(self) -> float:
-        """The measured width: a lower bound where the band stops at a diverged rate."""
-        return math.log10(self.high / self.low)
-
-    @property
-    def decades_at_most(self) -> float:
-        return math.inf if self.censored else math.log10(self.high_bound / self.low_bound)
-
-
-def good_band(lrs: list[float], means: list[float], tolerance: float = TOLERANCE) -> Band:
-    """The contiguous learning-rate range around the best whose accuracy is within ``tolerance`` of it.
-
-    ``lrs`` ascending; ``means`` the mean validation accuracy per rate, NaN where a run diverged. The
-    edges are interpolated linearly in log10(lr) between the last rate inside and the first outside;
-    next to a diverged rate (no number to interpolate) the edge is the last rate inside, and the band
-    could reach up to the diverged rate (``low_bound``, ``high_bound``).
-    """
-    scores = [-math.inf if math.isnan(m) else m for m in means]
-    i_best = max(range(len(lrs)), key=scores.__getitem__)
-    best = scores[i_best]
-    if best == -math.inf:
-        raise ValueError("every learning rate diverged")
-    floor = best - tolerance
-
-    def edge(direction: int) -> tuple[float, float, bool]:
-        """(edge, how far it could be, whether the grid ended) on one side of the best."""
-        i = i_best
-        while 0 <= i + direction < len(lrs) and scores[i + direction] >= floor:
-            i += direction
-        j = i + direction
-        if not 0 <= j < len(lrs):
-            return lrs[i], lrs[i], True
-        if scores[j] == -math.inf:
-            return lrs[i], lrs[j], False
-        fraction = (scores[i] - floor) / (scores[i] - scores[j])
-        log_lr = math.log10(lrs[i]) + fraction * (math.log10(lrs[j]) - math.log10(lrs[i]))
-        return 10 ** log_lr, 10 ** log_lr, False
-
-    (low, low_bound, low_censored), (high, high_bound, high_censored) = edge(-1), edge(+1)
-    return Band(lrs[i_best], best, low, high, low_censored or high_censored, low_bound, high_bound)
-
-
 def lr_curve(results: Mapping[str, list[dict]], variant: str, grid: tuple[float, ...],
              metric: str = "val_accuracy") -> list[float]:
     """Mean ``metric`` over seeds at each rate; NaN where any seed diverged (that rate is not 'good')."""
@@ -274,36 +216,6 @@ def lr_curve(results: Mapping[str, list[dict]], variant: str, grid: tuple[float,
 def default_lr(milestone: Milestone, variant: str) -> float:
     """The rate the optimizer's config suggests (Adam's alpha = 1e-3), the same at every preset."""
     return milestone.recipe("smoke", variant).algorithm.config.lr
-
-
-@dataclass(frozen=True)
-class Sensitivity:
-    """One optimizer over its learning-rate grid: validation (for selection) and test (reported)."""
-
-    variant: str
-    grid: tuple[float, ...]
-    val: list[float]
-    test: list[float]
-    default_lr: float
-    band: Band
-
-    def at(self, lr: float, split: str = "val") -> float:
-        """The mean accuracy at ``lr`` (NaN when it diverged or is not on the grid)."""
-        i = next((i for i, x in enumerate(self.grid) if math.isclose(x, lr, rel_tol=1e-9)), None)
-        return math.nan if i is None else getattr(self, split)[i]
-
-    def row(self) -> tuple[str, ...]:
-        b = self.band
-        width = f"{'>= ' if b.censored else ''}{b.decades:.2f}"
-        if not b.censored and b.decades_at_most > b.decades:
-            width += f" (at most {b.decades_at_most:.2f}: next rate diverged)"
-        return (self.variant, f"{self.default_lr:g}", _pct(self.at(self.default_lr)),
-                _pct(self.at(self.default_lr, "test")), f"{b.best_lr:.3g}", _pct(b.best),
-                _pct(self.at(b.best_lr, "test")), f"{b.low:.2g} .. {b.high:.2g}", width)
-
-
-SENSITIVITY_HEADERS = ("optimizer", "default lr", "val at default", "test at default", "best lr (val)",
-                       "best val", "test at best", "good band (within 1 pt)", "decades")
 
 
 def sensitivities(milestone: Milestone, preset: str,
@@ -342,10 +254,6 @@ def sensitivity(milestone: Milestone, preset: str, results: Mapping[str, list[di
 def _mean(runs: list[dict], metric: str) -> float:
     values = [r[metric] for r in runs if metric in r]
     return statistics.mean(values) if values else math.nan
-
-
-def _pct(value: float) -> str:
-    return "diverged" if math.isnan(value) else f"{100 * value:.2f}%"
 
 
 def figure1_choice(results: Mapping[str, list[dict]], preset: str) -> dict[str, str]:
