@@ -20,7 +20,7 @@ from typing import Any
 from .errors import DataError
 from .pool import execute
 from .records import write_json
-from .runner import RunOptions, load_recipe
+from .runner import RunOptions
 from .spec import Milestone, Verdict
 
 REPORTED = ("test_accuracy", "val_accuracy", "train_loss", "train_seconds")
@@ -141,16 +141,12 @@ def compare(milestone: Milestone, preset: str = "cpu", seeds: int = 3, first_see
                        overrides=(*overrides, *point.overrides),
                        label=point.label.replace("=", "").replace(" ", ""), **options)
             for point, seed in cells]
-    for opts in {(o.variant, o.overrides): o for o in runs}.values():  # a bad key fails before any run
-        load_recipe(milestone, preset, opts.variant, opts.overrides)
     if workers is None:
         workers = (os.cpu_count() or 1) if milestone.claim.parallel else 1
-    results: list[dict] = [{}] * len(cells)
     names = [f"{point.name} seed {seed}" for point, seed in cells]
-    for i, result in execute(milestone, runs, workers, log=log, names=names):
-        results[i] = result
-    for (point, _), result in zip(cells, results, strict=True):
-        comparison.results.setdefault(point.name, []).append(result)
+    finished = dict(execute(milestone, runs, workers, log=log, names=names))
+    for i, (point, _) in enumerate(cells):  # in the experiment's order, whatever order they finished in
+        comparison.results.setdefault(point.name, []).append(finished[i])
     judge = milestone.claim.judge or default_judge
     comparison.verdict = judge(milestone, preset, comparison.results)
     comparison.seconds = time.perf_counter() - start

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .runner import Diverged, RunOptions, run
+from .runner import Diverged, RunOptions, load_recipe, run
 from .spec import Milestone
 
 
@@ -31,7 +31,13 @@ def run_point(milestone: Milestone, options: RunOptions) -> dict[str, Any]:
 def execute(milestone: Milestone, runs: list[RunOptions], workers: int = 1,
             log: Callable[[str], None] = print, names: list[str] | None = None
             ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Run every options set; yield ``(index, result)`` as each finishes."""
+    """Run every options set; yield ``(index, result)`` as each finishes.
+
+    Every distinct recipe is built from its overrides first, so a bad key or value fails before any
+    run starts (and not in a worker, halfway through).
+    """
+    for options in {(o.variant, o.overrides): o for o in runs}.values():
+        load_recipe(milestone, options.preset, options.variant, options.overrides)
     names = names or [f"{o.variant or milestone.variant} {' '.join(o.overrides)} seed {o.seed}" for o in runs]
     if workers <= 1:
         for i, options in enumerate(runs):

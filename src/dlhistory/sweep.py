@@ -23,7 +23,7 @@ from typing import Any
 from .errors import UsageError
 from .pool import execute
 from .records import read_jsonl
-from .runner import RunOptions, load_recipe
+from .runner import RunOptions
 from .spec import Milestone
 
 
@@ -99,8 +99,6 @@ def run_sweep(milestone: Milestone, items: list[str], preset: str = "cpu", seeds
     done = {r["job"] for r in records}
     todo = [j for j in todo_all if j.key not in done]
     log(f"sweep {out}: {len(todo_all)} runs, {len(todo_all) - len(todo)} already done")
-    for job in todo:  # a bad key or value fails here, before any work
-        load_recipe(milestone, preset, job.variant, job.overrides)
     runs = [RunOptions(preset=preset, variant=j.variant, seed=j.seed, overrides=j.overrides, progress=False,
                        **options) for j in todo]
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))

@@ -237,7 +237,7 @@ def sensitivity(milestone: Milestone, preset: str, results: Mapping[str, list[di
     """
     curves = sensitivities(milestone, preset, results)
     adam_, sgd_ = curves["adam"].band, curves["sgd"].band
-    gap = adam_.best - curves["adam"].at(1e-3)  # NaN (a failed check) if 1e-3 diverged
+    gap = adam_.best - curves["adam"].at(curves["adam"].default_lr)  # NaN (a failed check) if it diverged
     checks = [
         (gap <= TOLERANCE, f"Adam at 1e-3 is {100 * gap:.2f} points below its best (needs <= 1.00)"),
         (adam_.decades >= 1.0, f"Adam's good band spans {adam_.decades:.2f} decades (needs >= 1)"),

@@ -70,6 +70,18 @@ def _bars(comparison, out: Path) -> None:
     plt.close(fig)
 
 
+def train_loss_curves(results: list[dict]) -> tuple[list[int], list[list[float]]]:
+    """The logged training loss of each run (seeds) that has a metrics file, cut to the shortest:
+    (steps, per step the values of every run). Empty when no run logged any."""
+    curves = [[(r["step"], r["loss"]) for r in read_metrics(Path(res["run_dir"]) / "metrics.jsonl")
+               if r["split"] == "train"] for res in results if res.get("run_dir")]
+    curves = [c for c in curves if c]
+    if not curves:
+        return [], []
+    length = min(len(c) for c in curves)
+    return [s for s, _ in curves[0][:length]], [[c[j][1] for c in curves] for j in range(length)]
+
+
 def _curves_by_variant(comparison, out: Path) -> None:
     """One panel per variant, one line per setting: training loss (mean over seeds) against step."""
     panels: dict[str, list[str]] = defaultdict(list)
@@ -78,15 +90,9 @@ def _curves_by_variant(comparison, out: Path) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), sharey=True, squeeze=False)
     for ax, (variant, points) in zip(axes[0], panels.items(), strict=True):
         for point in points:
-            curves = [[(r["step"], r["loss"]) for r in read_metrics(Path(res["run_dir"]) / "metrics.jsonl")
-                       if r["split"] == "train"] for res in comparison.results[point] if "run_dir" in res]
-            curves = [c for c in curves if c]
-            if not curves:
-                continue
-            length = min(len(c) for c in curves)
-            steps = [s for s, _ in curves[0][:length]]
-            mean = [statistics.mean(c[i][1] for c in curves) for i in range(length)]
-            ax.plot(steps, mean, label=point.split(" ", 1)[1])
+            steps, per_step = train_loss_curves(comparison.results[point])
+            if steps:
+                ax.plot(steps, [statistics.mean(v) for v in per_step], label=point.split(" ", 1)[1])
         ax.set(title=variant, xlabel="step", ylabel="training loss (running mean)", yscale="log")
         ax.legend()
     m = comparison.milestone
@@ -131,8 +137,8 @@ def sweep_figure(axes, rows: list[dict], metric: str, title: str, out: Path) -> 
 def learning_rate_figure(curves: dict[str, list[tuple[float, list[float]]]], defaults: dict[str, float],
                          tolerance: float, title: str, out: Path) -> None:
     """Validation accuracy against the learning rate: per optimizer the mean over seeds with a band from
-    the lowest to the highest seed, its default rate dotted, its good band (within ``tolerance`` of its
-    best) drawn as a bar under the curve, and diverged rates as crosses on the axis."""
+    the lowest to the highest seed, its default rate dotted, the floor of its good band (``tolerance``
+    below its best) dashed, and diverged rates as crosses on the axis."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     lowest, top = 100.0, 0.0
     for i, (label, points) in enumerate(curves.items()):
@@ -172,14 +178,10 @@ def loss_curves_figure(runs: dict[str, list[dict]], title: str, out: Path) -> No
     mean over its runs (seeds) with a min-max band. ``runs`` maps a label to result dicts with run_dir."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (label, results) in enumerate(runs.items()):
-        curves = [[(r["step"], r["loss"]) for r in read_metrics(Path(res["run_dir"]) / "metrics.jsonl")
-                   if r["split"] == "train"] for res in results if "run_dir" in res]
-        curves = [c for c in curves if c]
-        if not curves:
+        steps, per_step = train_loss_curves(results)
+        if not steps:
             continue
-        length = min(len(c) for c in curves)
-        steps = [s + 1 for s, _ in curves[0][:length]]
-        per_step = [[c[j][1] for c in curves] for j in range(length)]
+        steps = [s + 1 for s in steps]  # iterations done, counted from 1
         ax.plot(steps, [statistics.mean(v) for v in per_step], color=f"C{i}", label=label)
         ax.fill_between(steps, [min(v) for v in per_step], [max(v) for v in per_step], color=f"C{i}",
                         alpha=0.2)

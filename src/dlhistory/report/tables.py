@@ -56,10 +56,11 @@ def review_rows(entries) -> list[list[str]]:
             rows.append([str(m.year), m.title, ", ".join(m.changes), "-", "skipped", e.skipped or ""])
             continue
         c = e.comparison
-        values = "; ".join(f"{p}: {format_mean_std(*c.summary(m.claim.metric, p), m.claim.metric)}"
-                           for p in c.results)
         if len(c.results) > MAX_REVIEW_POINTS:  # a grid: its own table, in the summary, says it better
             values = f"{len(c.results)} points; see the {m.key} table"
+        else:
+            values = "; ".join(f"{p}: {format_mean_std(*c.summary(m.claim.metric, p), m.claim.metric)}"
+                               for p in c.results)
         rows.append([str(m.year), m.title, ", ".join(m.changes), values,
                      verdict_word(c.verdict.holds), c.verdict.reason])
     return rows
