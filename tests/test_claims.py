@@ -1,4 +1,4 @@
-"""The claims at the cpu preset, over 3 seeds: slow (10 to 15 minutes each on 2 cores).
+"""The claims at the cpu preset, over 3 seeds: slow (10 to 60 minutes each on 2 cores).
 
 Run with ``make test-slow`` (``pytest -m slow``). A claim that fails here is a finding to report,
 never a threshold to loosen.
@@ -13,7 +13,7 @@ import dlhistory
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("milestone", ["alexnet", "adam", "resnet"])
+@pytest.mark.parametrize("milestone", ["alexnet", "seq2seq", "adam", "resnet", "transformer"])
 def test_claim_holds_at_cpu_preset(run_env, monkeypatch, tmp_path, milestone):
     monkeypatch.delenv("DLHISTORY_THREADS")  # claims are timed with every core
     comparison = dlhistory.compare(milestone, preset="cpu", seeds=3, runs_dir=str(tmp_path), progress=False)

@@ -76,7 +76,8 @@ class Loopback:
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh cache under tmp_path, no user data dir, online, and no proxy between us and 127.0.0.1."""
     monkeypatch.setenv("DLHISTORY_CACHE", str(tmp_path / "cache"))
-    for var in ("DLHISTORY_DATA", "DLHISTORY_OFFLINE", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+    for var in ("DLHISTORY_DATA", "DLHISTORY_MIRROR", "DLHISTORY_OFFLINE",
+                "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path / "cache"
 
@@ -134,6 +135,24 @@ def test_falls_back_to_the_next_url(www: Loopback, isolated_env: Path) -> None:
     (www.root / "blob.bin").write_bytes(PAYLOAD)
     f = _remote((www.url("missing/blob.bin"), www.url("blob.bin")))  # the first answers 404
     assert fetch(f).read_bytes() == PAYLOAD
+
+
+def test_a_mirror_is_tried_before_the_public_homes(www: Loopback, isolated_env: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    (www.root / "toy").mkdir()
+    (www.root / "toy" / "blob.bin").write_bytes(PAYLOAD)
+    monkeypatch.setenv("DLHISTORY_MIRROR", f"http://127.0.0.1:9/nothing, {www.base}")
+    f = _remote(("http://127.0.0.1:9/unreachable/blob.bin",))
+    assert fetch(f).read_bytes() == PAYLOAD
+
+
+def test_a_mirror_with_a_corrupt_copy_is_not_trusted(www: Loopback, isolated_env: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    (www.root / "toy").mkdir()
+    (www.root / "toy" / "blob.bin").write_bytes(PAYLOAD + b"tampered")
+    (www.root / "blob.bin").write_bytes(PAYLOAD)
+    monkeypatch.setenv("DLHISTORY_MIRROR", www.base)
+    assert fetch(_remote((www.url("blob.bin"),))).read_bytes() == PAYLOAD  # the public home instead
 
 
 def test_checksum_mismatch_on_download_leaves_nothing(www: Loopback, isolated_env: Path) -> None:

@@ -20,8 +20,10 @@ def test_smoke_run(run_env, tmp_path, milestone, variant):
                            progress=False, evals=2)
     assert result["status"] == "complete"
     for split in ("train", "val", "test"):
-        value = result[f"{split}_accuracy"]
-        assert math.isfinite(value) and 0.0 <= value <= 1.0
+        metrics = {k: v for k, v in result.items() if k.startswith(f"{split}_") and k != "train_seconds"}
+        assert metrics and all(math.isfinite(v) for v in metrics.values()), metrics
+        assert all(0.0 <= v <= 1.0 for k, v in metrics.items() if k.endswith("accuracy"))
+        assert all(0.0 <= v <= 100.0 for k, v in metrics.items() if k.endswith("bleu"))
     saved = json.loads((Path(result["run_dir"]) / "result.json").read_text())
     assert saved["variant"] == variant and saved["preset"] == "smoke"
     assert saved["parameters"] > 0

@@ -229,7 +229,7 @@ def test_catalogue_keys_are_unique_and_indexed():
 
 
 def test_catalogue_holds_the_implemented_milestones_in_order():
-    assert [m.key for m in catalogue.CATALOGUE][:3] == ["alexnet", "adam", "resnet"]
+    assert [m.key for m in catalogue.CATALOGUE] == ["alexnet", "seq2seq", "adam", "resnet", "transformer"]
 
 
 def test_index_rejects_a_duplicate_key():
@@ -282,9 +282,9 @@ def test_claim_metric_is_a_result_key(milestone):
     claim = milestone.claim
     split, _, name = claim.metric.partition("_")
     assert split in ("train", "val", "test"), claim.metric
-    assert name.endswith(("accuracy", "loss")), claim.metric
-    # Accuracy is maximised and loss minimised: a wrong direction would judge claims backwards.
-    assert claim.direction == ("max" if name.endswith("accuracy") else "min")
+    assert name.endswith(("accuracy", "loss", "bleu")), claim.metric
+    # Accuracy and BLEU are maximised, loss minimised: a wrong direction would judge claims backwards.
+    assert claim.direction == ("min" if name.endswith("loss") else "max")
     assert claim.statement and claim.paper
 
 
@@ -316,10 +316,14 @@ def test_full_preset_models_build_and_run_forward(milestone):
     import torch
 
     class Shapes:  # what a model builder reads from the data component
-        shape, num_classes = (1, 28, 28), 10
+        shape, num_classes, vocab_size = (1, 28, 28), 10, 100
 
     for variant in milestone.variants:
         model = milestone.recipe("full", variant).model(Shapes())
-        if isinstance(model, torch.nn.Module):
+        if milestone.recipe("full", variant).data.name == "multi30k":  # translation: ids in, logits out
+            with torch.no_grad():
+                source, target_in = torch.randint(4, 100, (2, 7)), torch.randint(4, 100, (2, 5))
+                assert model.eval()(source, target_in).shape == (2, 5, 100)
+        elif isinstance(model, torch.nn.Module):
             with torch.no_grad():
                 assert model.eval()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

@@ -1,4 +1,4 @@
-"""The command line: ``dlhistory list | show | run | compare | review``.
+"""The command line: ``dlhistory list | show | run | compare | sweep | review | translate``.
 
 Every error a user can fix prints one line and exits with code 2.
 """
@@ -21,6 +21,7 @@ EPILOG = """examples:
   dlhistory run alexnet --resume latest
   dlhistory compare resnet --seeds 3
   dlhistory review --preset cpu
+  dlhistory translate transformer "Ein Mann fährt Fahrrad." --attention-map attention.png
   torchrun --nproc_per_node=2 -m dlhistory run alexnet --preset smoke
 """
 
@@ -30,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     # Overrides may come before or after options (`run resnet --preset smoke model.n=5`); argparse
     # only takes positionals in one run, so collect the KEY=VALUE words it leaves over.
     args, extra = parser.parse_known_args(argv)
-    target = next((name for name in ("overrides", "items") if hasattr(args, name)), None)
-    stray = [w for w in extra if w.startswith("-") or "=" not in w or target is None]
+    target = next((name for name in ("overrides", "items", "sentences") if hasattr(args, name)), None)
+    stray = [w for w in extra if w.startswith("-") or target is None
+             or ("=" not in w and target != "sentences")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
@@ -100,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", help="metric to tabulate (default: the claim's, on the validation split)")
     _run_args(p)
     p.set_defaults(handler=cmd_sweep)
+
+    p = sub.add_parser("translate", help="translate sentences with a trained seq2seq or transformer run")
+    p.add_argument("milestone", help="seq2seq or transformer")
+    p.add_argument("sentences", nargs="*", metavar="SENTENCE",
+                   help='source sentences, e.g. "Ein Mann fährt Rad."')
+    p.add_argument("--file", help="a text file of source sentences, one per line")
+    p.add_argument("--variant", help="a baseline's run instead of the milestone's, e.g. encdec")
+    p.add_argument("--checkpoint", help="a run directory or weights file (default: the newest run)")
+    p.add_argument("--beam", type=int, default=5, help="beam width, 1 for greedy (default 5)")
+    p.add_argument("--alpha", type=float, default=0.6, help="length-penalty exponent (default 0.6)")
+    p.add_argument("--attention-map", metavar="PNG", help="draw the first sentence's attention as a heat map")
+    p.add_argument("--runs-dir", default="runs", help="where runs are (default ./runs)")
+    p.set_defaults(handler=cmd_translate)
 
     p = sub.add_parser("review", help="compare every milestone of the timeline and write a summary")
     p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
@@ -241,6 +256,39 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     headers = list(rows[0])
     print(format_table(headers, [[_fmt(r[h]) for h in headers] for r in rows]))
     print(f"results: {out / 'results.csv'}; figure: {out / 'sweep.png'}")
+
+
+def cmd_translate(args: argparse.Namespace) -> None:
+    from .translate import Translator, find_run
+
+    sentences = list(args.sentences)
+    if args.file:
+        try:
+            sentences += [line.strip() for line in Path(args.file).read_text(encoding="utf-8").splitlines()
+                          if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"--file {args.file}: cannot read it ({e.__class__.__name__}); "
+                             "give a UTF-8 text file, one sentence per line") from None
+    if not sentences:
+        raise UsageError('nothing to translate: give sentences ("Ein Mann fährt Rad.") or --file in.txt')
+    if args.beam < 1:
+        raise UsageError(f"--beam {args.beam}: the beam width must be at least 1")
+    run_dir, weights = find_run(args.runs_dir, args.milestone, args.variant, args.checkpoint)
+    translator = Translator(run_dir, weights)
+    if args.attention_map and not getattr(translator.model.config, "attention", True):
+        raise UsageError(f"{translator.name} has no attention to draw (the encoder-decoder without "
+                         "attention reads one fixed vector); drop --attention-map")
+    result = translator.translate(sentences, args.beam, args.alpha)
+    _log(f"{translator.name}: {run_dir}")
+    for sentence in result.sentences:
+        print(sentence)
+    if args.attention_map:
+        from .report.figures import attention_map
+
+        source, output = result.source_tokens[0], result.output_tokens[0]
+        attention_map(source, output, result.hypotheses.attention[0, : len(output), : len(source)].numpy(),
+                      f"{translator.name}: {sentences[0]}", Path(args.attention_map))
+        _log(f"attention map: {args.attention_map}")
 
 
 def cmd_review(args: argparse.Namespace) -> None:

@@ -23,7 +23,8 @@ from .records import write_json
 from .runner import RunOptions
 from .spec import Milestone, Verdict
 
-REPORTED = ("test_accuracy", "val_accuracy", "train_loss", "train_seconds")
+REPORTED = ("test_accuracy", "val_accuracy", "val_bleu", "test_perplexity", "train_loss", "train_seconds",
+            "steps")
 
 
 @dataclass
@@ -94,7 +95,15 @@ def format_mean_std(mean: float, std: float, metric: str = "") -> str:
         return f"{100 * mean:.2f} ± {100 * std:.2f}%"
     if metric.endswith("seconds"):
         return f"{mean:.1f} ± {std:.1f}"
+    if metric == "steps":
+        return f"{mean:.0f} ± {std:.0f}"
+    if metric.endswith(("bleu", "perplexity")):  # BLEU is published with two decimals at most
+        return f"{mean:.2f} ± {std:.2f}"
     return f"{mean:.4f} ± {std:.4f}"
+
+
+def _digits(metric: str) -> int:
+    return 2 if metric.endswith("bleu") else 4
 
 
 def default_judge(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) -> Verdict:
@@ -108,18 +117,18 @@ def default_judge(milestone: Milestone, preset: str, results: Mapping[str, list[
     def mean(point: str) -> float:
         return statistics.mean(r[claim.metric] for r in results[point])
 
-    ours = mean(milestone.variant)
+    ours, digits = mean(milestone.variant), _digits(claim.metric)
     reasons, holds = [], True
     threshold = claim.thresholds.get(preset)
     if threshold is not None:
         ok = sign * (ours - threshold) >= 0
         holds &= ok
-        reasons.append(f"{claim.metric} {ours:.4f} {'>=' if sign > 0 else '<='} {threshold} "
+        reasons.append(f"{claim.metric} {ours:.{digits}f} {'>=' if sign > 0 else '<='} {threshold} "
                        f"{'yes' if ok else 'NO'}")
     for baseline in (p for p in results if p != milestone.variant):
         ok = sign * (ours - mean(baseline)) > 0
         holds &= ok
-        reasons.append(f"beats {baseline} ({mean(baseline):.4f}) {'yes' if ok else 'NO'}")
+        reasons.append(f"beats {baseline} ({mean(baseline):.{digits}f}) {'yes' if ok else 'NO'}")
     return Verdict(holds, "; ".join(reasons))
 
 
@@ -144,7 +153,8 @@ def compare(milestone: Milestone, preset: str = "cpu", seeds: int = 3, first_see
     if workers is None:
         workers = (os.cpu_count() or 1) if milestone.claim.parallel else 1
     names = [f"{point.name} seed {seed}" for point, seed in cells]
-    finished = dict(execute(milestone, runs, workers, log=log, names=names))
+    finished = dict(execute(milestone, runs, workers, log=log, names=names,
+                            isolated=milestone.claim.isolated))
     for i, (point, _) in enumerate(cells):  # in the experiment's order, whatever order they finished in
         comparison.results.setdefault(point.name, []).append(finished[i])
     judge = milestone.claim.judge or default_judge

@@ -246,6 +246,8 @@ def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions
                              for k, c in recipe.components().items()}}
     if hw.is_main and resume_dir is None:
         write_json(run_dir / "config.json", config)
+        for name, text in getattr(data, "artifacts", dict)().items():  # e.g. the learnt tokenizer
+            (run_dir / name).write_text(text)
     start, seconds_before = 0, 0.0
     if resume_dir is not None and (run_dir / "checkpoint.safetensors").exists():
         step, seconds_before = load_checkpoint(run_dir / "checkpoint.safetensors", procedure)
@@ -255,7 +257,7 @@ def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions
 
     logger = Logger(run_dir if hw.is_main else None, start - 1 if resume_dir is not None else None)
     try:
-        train_seconds, samples = train(procedure, hw, logger, run_dir, start, options, seconds_before)
+        train_seconds, samples, steps = train(procedure, hw, logger, run_dir, start, options, seconds_before)
         final = {f"{split}_{k}": v for split in ("train", "val", "test")
                  for k, v in _evaluate(procedure, hw, split).items()}
     except Diverged as e:
@@ -270,7 +272,7 @@ def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions
               "train_seconds": round(train_seconds, 2),
               "wall_seconds": round(time.perf_counter() - started, 2),
               "samples_per_s": round(samples / max(train_seconds - seconds_before, 1e-9), 1),
-              "steps": procedure.total_steps, "parameters": parameter_count(model),
+              "steps": steps, "parameters": parameter_count(model),
               "versions": versions(), "commit": git_commit(), "threads": torch.get_num_threads()}
     if hw.world_size > 1:
         result["ddp_identical_parameters"] = _ranks_agree(procedure)
@@ -319,11 +321,18 @@ class TrainingClock:
 
 
 def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, start: int,
-          options: RunOptions, seconds_before: float = 0.0) -> tuple[float, int]:
-    """The training loop: update, log, evaluate, checkpoint. Returns (training seconds, samples)."""
+          options: RunOptions, seconds_before: float = 0.0) -> tuple[float, int, int]:
+    """The training loop: update, log, evaluate, checkpoint. Returns (training seconds, samples, steps).
+
+    A procedure with a ``budget_seconds`` stops at the first step that ends past that much training
+    time (its evaluations and checkpoints are paused out of the clock), however many steps remain.
+    """
     total = procedure.total_steps
+    budget = getattr(procedure, "budget_seconds", None)
     eval_every = max(1, math.ceil(total / max(1, options.evals)))
-    checkpoint_every = options.checkpoint_every or eval_every
+    # Under a time budget the evaluations are spread over its seconds instead of the steps.
+    eval_seconds = budget / max(1, options.evals) if budget else math.inf
+    next_eval = (math.floor(seconds_before / eval_seconds) + 1) * eval_seconds
     log_every = max(1, min(50, total // 100))
     ckpt_path = run_dir / "checkpoint.safetensors"
     sums: dict[str, Any] = {}
@@ -340,7 +349,7 @@ def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, sta
         count += 1
         samples += procedure.samples_per_step
         bar.update(1)
-        last = step == total - 1
+        last = step == total - 1 or _out_of_time(clock.seconds, budget, hw)
         if (step + 1) % log_every == 0 or last:
             means = {k: float(v) / count for k, v in sums.items()}  # float() syncs the device
             _guard(means, step, ckpt_path)
@@ -349,16 +358,34 @@ def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, sta
             logger.log(step, "train", means)
             bar.set_postfix({k: f"{v:.3g}" for k, v in means.items() if k != "lr"}, refresh=False)
             sums, count, logged_at = {}, 0, now
-        if (step + 1) % eval_every == 0 or last:
-            with clock.paused():  # train_seconds so far: benchmarks read time-to-accuracy from it
-                logger.log(step, "val", {**_evaluate(procedure, hw, "val"), "train_seconds": clock.seconds})
-        if hw.is_main and ((step + 1) % checkpoint_every == 0 or last):
+        seconds = clock.seconds  # training time so far: benchmarks read time-to-accuracy from it
+        evaluate = last or (seconds >= next_eval if budget else (step + 1) % eval_every == 0)
+        if evaluate:
+            next_eval = (math.floor(seconds / eval_seconds) + 1) * eval_seconds
+            with clock.paused():
+                logger.log(step, "val", {**_evaluate(procedure, hw, "val"), "train_seconds": seconds})
+        checkpoint_now = (step + 1) % options.checkpoint_every == 0 if options.checkpoint_every else evaluate
+        if hw.is_main and (checkpoint_now or last):
             with clock.paused():
                 if not all_finite(procedure):
                     _guard({"weights": math.nan}, step, ckpt_path)
                 save_checkpoint(ckpt_path, procedure, step, clock.seconds)
+        if last:
+            break
     bar.close()
-    return clock.seconds, samples
+    return clock.seconds, samples, step + 1 if total > start else start
+
+
+def _out_of_time(seconds: float, budget: float | None, hw: Hardware) -> bool:
+    """Whether the training budget is spent; under data parallelism all processes stop together."""
+    if budget is None:
+        return False
+    spent = seconds >= budget
+    if hw.world_size > 1:
+        flag = torch.tensor(float(spent), device=hw.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        spent = bool(flag.item())
+    return spent
 
 
 def _guard(metrics: dict[str, float], step: int, ckpt_path: Path) -> None:

@@ -121,6 +121,9 @@ class Claim:
     """Draws the experiment's figures from a Comparison into a folder; default: one bar or curve chart."""
     parallel: bool = False
     """The experiment is many small runs (a grid): compare runs them in one process per core."""
+    isolated: bool = False
+    """Each run in turn in a fresh process: runs compared at equal wall-clock time (a training budget
+    in minutes) must each start from the same state, whatever ran before them."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,8 @@ class Procedure(Protocol):
     samples_per_step: int
     modules: dict[str, Any]
     """The networks, by name, whose weights are checkpointed."""
+    # Optional: ``budget_seconds`` (float or None), a wall-clock training budget; the runner then stops
+    # at the first step past it, before ``total_steps`` (the translation milestones compare at equal time).
 
     def update(self, step: int) -> dict[str, Any]:
         """Do step ``step``; return metrics (tensors or floats), e.g. ``{"loss": ..., "accuracy": ...}``."""

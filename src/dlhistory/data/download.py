@@ -109,6 +109,14 @@ def _local_candidates(f: RemoteFile, data_dir: str | os.PathLike | None) -> list
     return unique
 
 
+def _mirrors(f: RemoteFile) -> list[str]:
+    """``<mirror>/<dataset>/<name>`` for each base URL in ``$DLHISTORY_MIRROR`` (comma-separated), tried
+    before the public homes: a lab's or a CI's copy of the datasets, checked against the same SHA-256."""
+    bases = [b.strip().rstrip("/") for b in os.environ.get("DLHISTORY_MIRROR", "").split(",")
+             if b.strip()]
+    return [f"{base}/{f.dataset}/{f.name}" for base in bases]
+
+
 def _one_line(text: object) -> str:
     """``text`` with line breaks folded, because errors are printed on a single line."""
     return " ".join(str(text).split())
@@ -173,9 +181,9 @@ def fetch(f: RemoteFile, data_dir: str | os.PathLike | None = None) -> Path:
     """The path of a verified copy of ``f``, downloading it into the cache when no local copy is good.
 
     Looks in the user cache, then ``data_dir`` (else ``$DLHISTORY_DATA``) as ``<dir>/<dataset>/<name>``
-    or ``<dir>/<name>``, then ``f.system_dirs``, then downloads each URL in turn (unless
-    ``$DLHISTORY_OFFLINE=1``). A file that exists but fails its checksum is never used. Raises
-    ``DataError`` with a one-line message when nothing usable is found.
+    or ``<dir>/<name>``, then ``f.system_dirs``, then downloads from each ``$DLHISTORY_MIRROR`` and
+    each public URL in turn (unless ``$DLHISTORY_OFFLINE=1``). A file that exists but fails its
+    checksum is never used. Raises ``DataError`` with a one-line message when nothing usable is found.
     """
     looked = _local_candidates(f, data_dir)
     corrupt: list[Path] = []
@@ -187,10 +195,11 @@ def fetch(f: RemoteFile, data_dir: str | os.PathLike | None = None) -> Path:
 
     failures: list[str] = []
     dest = cache_dir() / f.dataset / f.name
+    urls = (*_mirrors(f), *f.urls)
     if _offline():
         failures.append("downloading disabled by DLHISTORY_OFFLINE")
     else:
-        for url in f.urls:
+        for url in urls:
             print(f"downloading {url} -> {dest}", file=sys.stderr, flush=True)
             try:
                 _download(url, dest, f)
@@ -198,6 +207,6 @@ def fetch(f: RemoteFile, data_dir: str | os.PathLike | None = None) -> Path:
                 failures.append(f"{url}: {_one_line(e) or type(e).__name__}")
                 continue
             return dest
-        if not f.urls:
+        if not urls:
             failures.append("no public URL known")
     raise _not_found(f, looked, corrupt, failures)

@@ -36,6 +36,9 @@ def training_curves(metrics_path: Path, out: Path) -> None:
     if val and "accuracy" in val[0]:
         right.plot([r["step"] for r in val], [100 * r["accuracy"] for r in val], "o-", color="C1")
         right.set(xlabel="step", ylabel="validation accuracy (%)", title="validation accuracy")
+    elif val and "bleu" in val[0]:
+        right.plot([r["step"] for r in val], [r["bleu"] for r in val], "o-", color="C1")
+        right.set(xlabel="step", ylabel="validation BLEU", title="validation BLEU (beam search)")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -198,3 +201,34 @@ def _is_number(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def attention_map(source: list[str], output: list[str], weights, title: str, out: Path) -> None:
+    """Heat map of a translation's attention: row i is the distribution over the source subwords when
+    output subword i was written (Bahdanau et al. 2015, Figure 3); ``weights`` is (output, source)."""
+    fig, ax = plt.subplots(figsize=(0.45 * len(source) + 2.5, 0.45 * len(output) + 1.8))
+    ax.imshow(weights, cmap="gray", vmin=0, vmax=1, aspect="equal")
+    ax.set_xticks(range(len(source)), [t.replace("\u2581", "") for t in source], rotation=90)
+    ax.set_yticks(range(len(output)), [t.replace("\u2581", "") for t in output])
+    ax.xaxis.tick_top()
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def validation_curves(runs: dict[str, list[dict]], metric: str, title: str, out: Path) -> None:
+    """Validation ``metric`` against minutes of training, one colour per label and one line per seed:
+    how two models compare at any equal budget, not only at the end."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (label, results) in enumerate(runs.items()):
+        for j, result in enumerate(r for r in results if r.get("run_dir")):
+            val = [r for r in read_metrics(Path(result["run_dir"]) / "metrics.jsonl")
+                   if r["split"] == "val" and metric in r]
+            ax.plot([r["train_seconds"] / 60 for r in val], [r[metric] for r in val], "o-", ms=3,
+                    color=f"C{i}", alpha=0.8, label=label if j == 0 else None)
+    ax.set(xlabel="training minutes", ylabel=f"validation {metric}", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
