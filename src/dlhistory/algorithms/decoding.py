@@ -48,7 +48,7 @@ def settled(scores: torch.Tensor, lengths: torch.Tensor, finished: torch.Tensor,
     one still could. Extending a hypothesis only lowers its log probability (a negative number), and the
     length penalty grows with length, so an open hypothesis can reach at most score / lp(limit). The
     test is exact, and it stops one wandering low-ranked beam from keeping a batch decoding to the
-    length limit (measured: 8x faster on Multi30k, the same translations)."""
+    length limit (benchmarks/nmt_speed.py: beam 5 over Multi30k validation 67 s -> 45 s, same BLEU)."""
     final = scores / length_penalty(lengths, alpha)
     best_finished = final.masked_fill(~finished, float("-inf")).view(-1, K).amax(1)
     reachable = scores / length_penalty(torch.full_like(lengths, limit), alpha)
