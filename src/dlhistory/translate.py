@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from . import checkpoint
 from .algorithms.decoding import Hypotheses, beam_search
-from .data.translation import EOS, PAD, encode, load_tokenizer
+from .data.translation import EOS, PAD, decode, encode, load_tokenizer
 from .errors import UsageError
 from .runner import load_recipe
 
@@ -69,8 +69,7 @@ class Translator:
                              f"(at most {limit - 50}); split it into shorter sentences")
         hypotheses = beam_search(self.model, source, beam, alpha, attention=True)
         output = [_tokens(self.tokenizer, row) for row in hypotheses.ids.tolist()]
-        texts = self.tokenizer.decode_batch([[t for t in row if t not in (PAD, EOS)]
-                                             for row in _cut(hypotheses.ids.tolist())])
+        texts = decode(self.tokenizer, hypotheses.ids)
         source_tokens = [_tokens(self.tokenizer, row) for row in source.tolist()]
         return Translation(source_tokens, output, texts, hypotheses)
 

@@ -141,6 +141,8 @@ class TranslationData:
         self.splits = {split: tuple(encode(tokenizer, side, limit.get(split)) for side in pair)
                        for split, pair in text.items()}
         self._epoch, self._batches = -1, []
+        source, target = self.splits["train"]  # a pair's length, for bucketing: computed once
+        self._length = torch.maximum((source != PAD).sum(1), (target != PAD).sum(1))
 
     @property
     def vocab_size(self) -> int:
@@ -177,13 +179,11 @@ class TranslationData:
         """This epoch's batches: shuffle, sort pools of ``bucket`` batches by length, shuffle batches."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         order = torch.randperm(self.size("train"), generator=generator)
-        source, target = self.splits["train"]
-        length = torch.maximum((source != PAD).sum(1), (target != PAD).sum(1)).cpu()
         pool = batch_size * self.config.bucket
         batches = []
         for start in range(0, len(order), pool):
             chunk = order[start:start + pool]
-            chunk = chunk[torch.argsort(length[chunk], stable=True)]
+            chunk = chunk[torch.argsort(self._length[chunk], stable=True)]
             batches += list(chunk.split(batch_size))
         shuffle = torch.randperm(len(batches), generator=generator).tolist()
         return [batches[j] for j in shuffle]

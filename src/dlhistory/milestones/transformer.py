@@ -170,8 +170,9 @@ class DecoderLayer(nn.Module):
         return self.residual3(y, self.feed_forward(y))
 
     def step(self, y: torch.Tensor, cache: dict[str, torch.Tensor], layer: int,
-             memory: dict[str, torch.Tensor]):
-        """One new position y (B, 1, d) given the keys and values of the positions before it."""
+             memory: dict[str, torch.Tensor], need_weights: bool = False):
+        """One new position y (B, 1, d) given the keys and values of the positions before it; with
+        ``need_weights``, also its attention over the source (for pictures)."""
         a = self.self_attention
         k = torch.cat([cache[f"k{layer}"], a.split(a.w_k(y))], 2)
         v = torch.cat([cache[f"v{layer}"], a.split(a.w_v(y))], 2)
@@ -179,7 +180,7 @@ class DecoderLayer(nn.Module):
         y = self.residual1(y, a.attend(a.split(a.w_q(y)), k, v, None))  # earlier positions only: no mask
         c = self.cross_attention
         q = c.split(c.w_q(y))
-        weights = c.weights(q, memory[f"ck{layer}"], memory["mask"])[:, 0]
+        weights = c.weights(q, memory[f"ck{layer}"], memory["mask"])[:, 0] if need_weights else None
         y = self.residual2(y, c.attend(q, memory[f"ck{layer}"], memory[f"cv{layer}"], memory["mask"]))
         return self.residual3(y, self.feed_forward(y)), cache, weights
 
@@ -254,9 +255,9 @@ class Transformer(nn.Module):
     def step(self, memory: dict[str, torch.Tensor], state: dict[str, torch.Tensor], previous: torch.Tensor):
         """Logits (B, V) of the next token, the extended cache, and the last layer's source attention."""
         y = self.embed(self.target_embedding, previous[:, None], offset=state["k0"].shape[2])
-        weights = None
+        last = len(self.decoder) - 1
         for i, layer in enumerate(self.decoder):
-            y, state, weights = layer.step(y, state, i, memory)
+            y, state, weights = layer.step(y, state, i, memory, need_weights=i == last)
         return self.output(y[:, 0]), state, weights
 
 
