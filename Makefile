@@ -1,6 +1,6 @@
 # The quick start's two commands are `make review` and `make test`; each installs what it needs first.
 PRESET ?= cpu
-SEEDS ?= 3
+SEEDS ?=
 BIN := .venv/bin
 
 .PHONY: install review test test-slow bench lint clean
@@ -9,7 +9,7 @@ install:
 	bash scripts/install.sh
 
 review: install
-	$(BIN)/dlhistory review --preset $(PRESET) --seeds $(SEEDS)
+	$(BIN)/dlhistory review --preset $(PRESET) $(if $(SEEDS),--seeds $(SEEDS))
 
 test: install
 	$(BIN)/python -m pytest

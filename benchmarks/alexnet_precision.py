@@ -21,8 +21,8 @@ import torch
 
 import dlhistory
 from dlhistory import catalogue
+from dlhistory.hardware import Hardware, cpu_has_bf16, prepare_model, seed_everything
 from dlhistory.report.tables import format_table
-from dlhistory.runner import Hardware, cpu_has_bf16, prepare_model, seed_everything
 from dlhistory.spec import Context
 
 

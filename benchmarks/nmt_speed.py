@@ -24,9 +24,9 @@ from torch.nn.attention import SDPBackend
 from dlhistory import catalogue
 from dlhistory.algorithms.decoding import beam_search
 from dlhistory.data.translation import PAD
+from dlhistory.hardware import Hardware, cpu_has_bf16, seed_everything
 from dlhistory.milestones import transformer
 from dlhistory.report.tables import format_table
-from dlhistory.runner import Hardware, cpu_has_bf16, seed_everything
 from dlhistory.spec import Context
 from dlhistory.translate import Translator
 

@@ -26,4 +26,4 @@ def test_smoke_run(run_env, tmp_path, milestone, variant):
         assert all(0.0 <= v <= 100.0 for k, v in metrics.items() if k.endswith("bleu"))
     saved = json.loads((Path(result["run_dir"]) / "result.json").read_text())
     assert saved["variant"] == variant and saved["preset"] == "smoke"
-    assert saved["parameters"] > 0
+    assert saved["parameters"] > 0 or saved["steps"] == 0  # only a policy that never learns (random) has none

@@ -30,8 +30,9 @@ def run(milestone: str, preset: str = "cpu", variant: str | None = None, seed: i
     return runner.run(catalogue.get(milestone), opts)
 
 
-def compare(milestone: str, preset: str = "cpu", seeds: int = 3, **options: Any):
-    """Run a milestone and its baselines over ``seeds`` seeds and judge its claim."""
+def compare(milestone: str, preset: str = "cpu", seeds: int | None = None, **options: Any):
+    """Run a milestone and its baselines over ``seeds`` seeds (default: its claim's, usually 3) and judge
+    its claim."""
     from . import catalogue
     from . import comparison as _compare
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from .errors import UsageError, did_you_mean
-from .milestones import adam, alexnet, resnet, seq2seq, transformer
+from .milestones import adam, alexnet, dqn, resnet, seq2seq, transformer
 from .spec import Milestone
 
 CATALOGUE: tuple[Milestone, ...] = (
     alexnet.MILESTONE,  # 2012
+    dqn.MILESTONE,  # 2013
     seq2seq.MILESTONE,  # 2014
     adam.MILESTONE,  # 2014
     resnet.MILESTONE,  # 2015

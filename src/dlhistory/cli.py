@@ -1,4 +1,4 @@
-"""The command line: ``dlhistory list | show | run | compare | sweep | review | translate``.
+"""The command line: ``dlhistory list | show | run | compare | sweep | review | translate | play``.
 
 Every error a user can fix prints one line and exits with code 2.
 """
@@ -22,6 +22,8 @@ EPILOG = """examples:
   dlhistory compare resnet --seeds 3
   dlhistory review --preset cpu
   dlhistory translate transformer "Ein Mann fährt Fahrrad." --attention-map attention.png
+  dlhistory run dqn --env breakout --save-buffer
+  dlhistory play dqn --env breakout --episodes 3 --gif breakout.gif
   torchrun --nproc_per_node=2 -m dlhistory run alexnet --preset smoke
 """
 
@@ -75,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run: its directory, or the latest of this variant")
     p.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                    help="steps between checkpoints (default: at each evaluation)")
+    p.add_argument("--save-buffer", action="store_true",
+                   help="checkpoints also hold DQN's replay memory, so --resume continues exactly")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("compare", help="the milestone and its baselines over seeds; does the claim hold?",
@@ -84,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("milestone")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every run")
     p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
+    _env_arg(p)
+    p.add_argument("--seeds", type=int, help="seeds per variant (default: the claim's, 3 for most)")
     _workers_arg(p)
     _run_args(p)
     p.set_defaults(handler=cmd_compare)
@@ -118,11 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("review", help="compare every milestone of the timeline and write a summary")
     p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per variant (default 3)")
+    p.add_argument("--seeds", type=int, help="seeds per variant (default: each claim's, 3 for most)")
     p.add_argument("--only", nargs="+", metavar="MILESTONE", help="review only these milestones")
     _workers_arg(p)
     _run_args(p)
     p.set_defaults(handler=cmd_review)
+
+    p = sub.add_parser("play", help="watch a trained DQN play: scores, and an animated GIF")
+    p.add_argument("milestone", help="dqn")
+    _env_arg(p)
+    p.add_argument("--preset", default="cpu", help="the preset whose newest run plays (default cpu)")
+    p.add_argument("--variant", help="a baseline's run instead, e.g. linear")
+    p.add_argument("--checkpoint", help="a run directory (default: the newest run of the preset)")
+    p.add_argument("--episodes", type=int, default=3, help="games to play (default 3)")
+    p.add_argument("--gif", metavar="PATH", help="write the games as an animated GIF")
+    p.add_argument("--seed", type=int, default=0, help="first environment seed of the games (default 0)")
+    p.add_argument("--runs-dir", default="runs", help="where runs are (default ./runs)")
+    p.set_defaults(handler=cmd_play)
     return parser
 
 
@@ -131,6 +148,11 @@ def _recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. model.n=5")
     p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
     p.add_argument("--variant", help="a baseline to run instead of the milestone, e.g. plain")
+    _env_arg(p)
+
+
+def _env_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", help="the environment, for milestones that act in one (dqn: cartpole, breakout)")
 
 
 def _workers_arg(p: argparse.ArgumentParser, default: str = "1, or one per core for a grid of small runs "
@@ -171,6 +193,7 @@ def cmd_show(args: argparse.Namespace) -> None:
     from .spec import KINDS
 
     m = catalogue.get(args.milestone)
+    args.preset = m.preset_for(args.preset, args.env)
     recipe = load_recipe(m, args.preset, args.variant, tuple(args.overrides))
     print(f"{m.year} {m.title} ({m.key}): {m.showed}\n  {m.citation}\n  {m.url}\n")
     print(f"recipe: {args.variant or m.variant} @ {args.preset}")
@@ -200,9 +223,13 @@ def cmd_run(args: argparse.Namespace) -> None:
     from .report.tables import format_table
 
     m = catalogue.get(args.milestone)
-    options = runner.RunOptions(preset=args.preset, variant=args.variant, seed=args.seed,
-                                overrides=tuple(args.overrides), resume=args.resume,
-                                checkpoint_every=args.checkpoint_every, **_run_options(args))
+    preset = m.preset_for(args.preset, args.env)
+    if args.save_buffer and getattr(m.recipe(preset).data.config, "env", None) is None:
+        raise UsageError(f"--save-buffer: {m.key} keeps no replay memory (dqn does); drop --save-buffer")
+    options = runner.RunOptions(preset=preset, variant=args.variant,
+                                seed=args.seed, overrides=tuple(args.overrides), resume=args.resume,
+                                checkpoint_every=args.checkpoint_every, save_replay=args.save_buffer,
+                                **_run_options(args))
     result = runner.run(m, options)
     if result.get("rank", 0) != 0:
         return
@@ -217,6 +244,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     from .report.tables import format_table, verdict_word
 
     m = catalogue.get(args.milestone)
+    args.preset = m.preset_for(args.preset, args.env)
     _check_seeds(args.seeds)
     _check_workers(args.workers)
     c = compare(m, args.preset, args.seeds, log=_log, workers=args.workers, overrides=tuple(args.overrides),
@@ -319,8 +347,25 @@ def cmd_review(args: argparse.Namespace) -> None:
     print(f"summary: {out / 'summary.md'} and {out / 'summary.json'}")
 
 
-def _check_seeds(seeds: int) -> None:
-    if seeds < 1:
+def cmd_play(args: argparse.Namespace) -> None:
+    from .play import play
+
+    m = catalogue.get(args.milestone)
+    if args.episodes < 1:
+        raise UsageError(f"--episodes {args.episodes}: play at least 1 game")
+    if args.gif and Path(args.gif).suffix.lower() != ".gif":
+        raise UsageError(f"--gif {args.gif}: the file must end in .gif")
+    result = play(m, m.preset_for(args.preset, args.env), args.variant, args.checkpoint, args.runs_dir,
+                  args.episodes, args.seed, Path(args.gif) if args.gif else None)
+    _log(f"{result.name}: {result.run_dir}")
+    for i, score in enumerate(result.scores):
+        print(f"game {i + 1} (environment seed {args.seed + i}): score {score:g}")
+    if args.gif:
+        _log(f"animation: {args.gif} ({result.frames} frames)")
+
+
+def _check_seeds(seeds: int | None) -> None:
+    if seeds is not None and seeds < 1:
         raise UsageError(f"--seeds {seeds}: need at least 1 seed")
 
 

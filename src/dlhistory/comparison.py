@@ -23,8 +23,8 @@ from .records import write_json
 from .runner import RunOptions
 from .spec import Milestone, Verdict
 
-REPORTED = ("test_accuracy", "val_accuracy", "val_bleu", "test_perplexity", "train_loss", "train_seconds",
-            "steps")
+REPORTED = ("test_accuracy", "val_accuracy", "val_bleu", "test_perplexity", "test_return_last",
+            "train_return", "train_loss", "train_seconds", "steps")
 
 
 @dataclass
@@ -99,11 +99,13 @@ def format_mean_std(mean: float, std: float, metric: str = "") -> str:
         return f"{mean:.0f} ± {std:.0f}"
     if metric.endswith(("bleu", "perplexity")):  # BLEU is published with two decimals at most
         return f"{mean:.2f} ± {std:.2f}"
+    if "return" in metric:  # game scores
+        return f"{mean:.1f} ± {std:.1f}"
     return f"{mean:.4f} ± {std:.4f}"
 
 
 def _digits(metric: str) -> int:
-    return 2 if metric.endswith("bleu") else 4
+    return 1 if "return" in metric else 2 if metric.endswith("bleu") else 4
 
 
 def default_judge(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) -> Verdict:
@@ -132,17 +134,18 @@ def default_judge(milestone: Milestone, preset: str, results: Mapping[str, list[
     return Verdict(holds, "; ".join(reasons))
 
 
-def compare(milestone: Milestone, preset: str = "cpu", seeds: int = 3, first_seed: int = 0,
+def compare(milestone: Milestone, preset: str = "cpu", seeds: int | None = None, first_seed: int = 0,
             log=print, workers: int | None = None, overrides: tuple[str, ...] = (),
             **options: Any) -> Comparison:
     """Run the milestone's experiment at ``preset`` for ``seeds`` seeds and judge the claim.
 
     ``overrides`` (dotted ``key=value``) change every point, before the point's own overrides: the
-    same experiment with one component changed. ``workers`` > 1 runs the points in that many
-    processes sharing the cores (:mod:`dlhistory.pool`); by default one, or one per core for an
-    experiment of many small runs (``Claim.parallel``).
+    same experiment with one component changed. ``seeds`` defaults to the claim's own. ``workers`` > 1
+    runs the points in that many processes sharing the cores (:mod:`dlhistory.pool`); by default one,
+    or one per core for an experiment of many small runs (``Claim.parallel``).
     """
     start = time.perf_counter()
+    seeds = seeds or milestone.claim.seeds
     comparison = Comparison(milestone, preset, list(range(first_seed, first_seed + seeds)),
                             overrides=tuple(overrides))
     cells = [(point, seed) for point in milestone.points(preset) for seed in comparison.seeds]
@@ -187,7 +190,7 @@ class ReviewEntry:
     skipped: str | None = None
 
 
-def review(milestones: tuple[Milestone, ...], preset: str, seeds: int, log=print,
+def review(milestones: tuple[Milestone, ...], preset: str, seeds: int | None, log=print,
            **options: Any) -> list[ReviewEntry]:
     """Compare every milestone of the timeline; unavailable data skips an entry, never the review."""
     entries = []

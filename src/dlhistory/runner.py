@@ -28,6 +28,14 @@ from tqdm import tqdm
 from . import checkpoint
 from .config import apply_overrides, as_dict
 from .errors import UsageError
+from .hardware import (
+    Hardware,
+    keep_freed_memory,
+    parameter_count,
+    prepare_model,
+    seed_everything,
+    setup_hardware,
+)
 from .records import Logger, find_run, git_commit, new_run_dir, versions, write_json
 from .spec import Context, Milestone, Procedure, Recipe
 
@@ -59,93 +67,8 @@ class RunOptions:
     progress: bool = True
     label: str = ""
     """Extra text in the run directory's name (used by compare to tell points apart)."""
-
-
-@dataclass
-class Hardware:
-    """Device, precision and process group of this run."""
-
-    device: torch.device
-    bf16: bool
-    channels_last: bool
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def autocast(self):
-        if not self.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16)
-
-
-# --------------------------------------------------------------------------------------------------
-# Setup: device, precision, processes, seeds
-
-
-def cpu_has_bf16() -> bool:
-    """True where the CPU has native bf16 arithmetic (AVX-512 BF16 or AMX), so autocast is a win."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def setup_hardware(device: str, precision: str) -> Hardware:
-    """Choose the device (cuda when present), bf16 where supported, and join torchrun's group."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UsageError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
-    dev = torch.device(device)
-    if dev.type == "cuda" and world_size > 1:
-        dev = torch.device("cuda", local_rank)
-        torch.cuda.set_device(dev)
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    if precision not in ("auto", "bf16", "fp32"):
-        raise UsageError(f"unknown precision {precision!r}; use auto, bf16 or fp32")
-    supported = torch.cuda.is_bf16_supported() if dev.type == "cuda" else cpu_has_bf16()
-    if precision == "bf16" and not supported:
-        raise UsageError("--precision bf16 is not supported on this hardware; use --precision fp32")
-    bf16 = precision == "bf16" or (precision == "auto" and supported)
-    # channels_last pays off together with bf16 on CPUs with AMX/AVX-512 and on tensor-core GPUs.
-    return Hardware(dev, bf16, channels_last=bf16, rank=rank, world_size=world_size, local_rank=local_rank)
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-
-
-def prepare_model(model: Any, hw: Hardware) -> Any:
-    """Move a network to the device (channels_last for conv nets) and wrap it for data parallelism."""
-    if not isinstance(model, torch.nn.Module):
-        return model  # e.g. the scikit-learn SVM baseline
-    model = model.to(hw.device)
-    if hw.channels_last and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
-        model = model.to(memory_format=torch.channels_last)
-    if hw.world_size > 1:
-        ids = [hw.device.index] if hw.device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    return model
-
-
-def parameter_count(model: Any) -> int:
-    if isinstance(model, torch.nn.Module):
-        return sum(p.numel() for p in model.parameters())
-    return int(getattr(model, "parameter_count", 0))
+    save_replay: bool = False
+    """Checkpoints also hold a replay memory (DQN), so a resume continues exactly (--save-buffer)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -194,6 +117,7 @@ def run(milestone: Milestone, options: RunOptions) -> dict[str, Any]:
     variant = options.variant or milestone.variant
     recipe = load_recipe(milestone, options.preset, variant, options.overrides)
     hw = setup_hardware(options.device, options.precision)
+    keep_freed_memory()
     # Values below 1e-38 (denormals) take the x86 slow path: Adam's momentum of a dead ReLU unit decays
     # into them, which made runs up to 1.8x slower. Flushed to zero during the run, results are unchanged.
     flush = hw.device.type == "cpu" and torch.set_flush_denormal(True)
@@ -219,7 +143,8 @@ def resolve_resume(milestone: Milestone, options: RunOptions) -> tuple[RunOption
     if options.overrides and list(options.overrides) != saved["overrides"]:
         raise UsageError("--resume continues a run as it was configured; drop the overrides")
     return dataclasses.replace(options, preset=saved["preset"], variant=saved["variant"], seed=saved["seed"],
-                               overrides=tuple(saved["overrides"]), precision=saved["precision"]), run_dir
+                               overrides=tuple(saved["overrides"]), precision=saved["precision"],
+                               save_replay=options.save_replay or saved.get("save_replay", False)), run_dir
 
 
 def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions, hw: Hardware,
@@ -229,7 +154,8 @@ def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions
 
     # The same seed everywhere up to here gives every process the same initial weights; from here
     # on each process draws its own augmentation and dropout.
-    ctx = Context(seed=options.seed, rank=hw.rank, world_size=hw.world_size, data_dir=options.data_dir)
+    ctx = Context(seed=options.seed, rank=hw.rank, world_size=hw.world_size, data_dir=options.data_dir,
+                  save_replay=options.save_replay)
     data = recipe.data(ctx)
     if hasattr(data, "to"):
         data = data.to(hw.device)
@@ -240,6 +166,7 @@ def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions
     run_dir = resume_dir or _shared_run_dir(options, milestone.key, variant, hw)
     config = {"milestone": milestone.key, "variant": variant, "preset": options.preset,
               "seed": options.seed, "overrides": list(options.overrides),
+              **({"save_replay": True} if options.save_replay else {}),
               "precision": "bf16" if hw.bf16 else "fp32", "device": str(hw.device),
               "world_size": hw.world_size,
               "components": {k: {"name": c.name, "config": as_dict(c.config)}
@@ -336,6 +263,7 @@ def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, sta
     log_every = max(1, min(50, total // 100))
     ckpt_path = run_dir / "checkpoint.safetensors"
     sums: dict[str, Any] = {}
+    counts: dict[str, int] = {}  # per metric: some appear only after a warm-up (DQN's loss)
     count, samples, logged_at = 0, 0, seconds_before
     clock = TrainingClock(seconds_before)
     # In a log file (not a terminal) redraw rarely, so the log stays readable.
@@ -346,18 +274,19 @@ def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, sta
             metrics = procedure.update(step)
         for k, v in metrics.items():  # sum as tensors: no device sync until we log
             sums[k] = sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
+            counts[k] = counts.get(k, 0) + 1
         count += 1
         samples += procedure.samples_per_step
         bar.update(1)
         last = step == total - 1 or _out_of_time(clock.seconds, budget, hw)
         if (step + 1) % log_every == 0 or last:
-            means = {k: float(v) / count for k, v in sums.items()}  # float() syncs the device
+            means = {k: float(v) / counts[k] for k, v in sums.items()}  # float() syncs the device
             _guard(means, step, ckpt_path)
             now = clock.seconds
             means["samples_per_s"] = count * procedure.samples_per_step / max(now - logged_at, 1e-9)
             logger.log(step, "train", means)
             bar.set_postfix({k: f"{v:.3g}" for k, v in means.items() if k != "lr"}, refresh=False)
-            sums, count, logged_at = {}, 0, now
+            sums, counts, count, logged_at = {}, {}, 0, now
         seconds = clock.seconds  # training time so far: benchmarks read time-to-accuracy from it
         evaluate = last or (seconds >= next_eval if budget else (step + 1) % eval_every == 0)
         if evaluate:

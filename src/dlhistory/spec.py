@@ -124,6 +124,8 @@ class Claim:
     isolated: bool = False
     """Each run in turn in a fresh process: runs compared at equal wall-clock time (a training budget
     in minutes) must each start from the same state, whatever ran before them."""
+    seeds: int = 3
+    """Seeds a comparison runs by default (a claim stated over 4 of 5 seeds needs 5)."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,22 @@ class Milestone:
             )
         return recipe.swap(**self.baselines[variant](preset))
 
+    def preset_for(self, preset: str, env: str | None) -> str:
+        """The preset that runs ``preset`` on environment ``env``: ``preset`` itself when its data is that
+        environment, else ``preset-env`` (dqn: cpu is CartPole, cpu-breakout is Breakout)."""
+        from .errors import UsageError
+
+        if env is None:
+            return preset
+        for key in (preset, f"{preset}-{env}"):
+            if key in self.presets and getattr(self.presets[key].data.config, "env", None) == env:
+                return key
+        envs = sorted({e for r in self.presets.values() if (e := getattr(r.data.config, "env", None))})
+        if not envs:
+            raise UsageError(f"{self.key} has no environments to choose; drop --env")
+        raise UsageError(f"{self.key} has no {preset!r} preset for --env {env} (environments: "
+                         f"{', '.join(envs)}; presets: {', '.join(self.presets)})")
+
     def points(self, preset: str) -> list[Point]:
         self.recipe(preset)  # an unknown preset fails here, with suggestions
         if self.claim.points is not None:
@@ -188,6 +206,8 @@ class Context:
     rank: int = 0
     world_size: int = 1
     data_dir: str | None = None
+    save_replay: bool = False
+    """Checkpoints also hold a reinforcement learner's replay memory, so a resume is exact (--save-buffer)."""
 
 
 class Procedure(Protocol):

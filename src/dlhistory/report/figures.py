@@ -39,6 +39,12 @@ def training_curves(metrics_path: Path, out: Path) -> None:
     elif val and "bleu" in val[0]:
         right.plot([r["step"] for r in val], [r["bleu"] for r in val], "o-", color="C1")
         right.set(xlabel="step", ylabel="validation BLEU", title="validation BLEU (beam search)")
+    elif val and "return" in val[0]:
+        played = [r for r in records if r["split"] == "train" and "return" in r]
+        right.plot([r["step"] for r in played], [r["return"] for r in played], label="training games")
+        right.plot([r["step"] for r in val], [r["return"] for r in val], "o-", label="validation games")
+        right.set(xlabel="step", ylabel="score per game", title="return")
+        right.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -50,10 +56,11 @@ def comparison_figure(comparison, out: Path) -> None:
     if any(" " in p for p in comparison.results):
         _curves_by_variant(comparison, out)
     else:
-        _bars(comparison, out)
+        bar_chart(comparison, out)
 
 
-def _bars(comparison, out: Path) -> None:
+def bar_chart(comparison, out: Path) -> None:
+    """The claim's metric per point (mean over seeds, std error bars), the milestone's own in colour."""
     metric = comparison.milestone.claim.metric
     points = list(comparison.results)
     stats = [comparison.summary(metric, p) for p in points]
@@ -232,3 +239,68 @@ def validation_curves(runs: dict[str, list[dict]], metric: str, title: str, out:
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def return_curves(runs: dict[str, list[dict]], title: str, out: Path) -> None:
+    """Score per game against environment steps: training games (running mean, exploring) as a line and
+    the validation games as dots, one colour per label, the mean over seeds with a min-max band."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for i, (label, results) in enumerate(runs.items()):
+        curves = {split: _return_curve(results, split) for split in ("train", "val")}
+        if not any(steps for steps, _ in curves.values()):
+            # A policy that never trains (the random floor): its test score as a level.
+            scores = [r["test_return"] for r in results if "test_return" in r]
+            if scores:
+                ax.axhline(statistics.mean(scores), color=f"C{i}", ls=":", label=f"{label} (test)")
+            continue
+        for split, style in (("train", "-"), ("val", "o--")):
+            steps, per_step = curves[split]
+            if not steps:
+                continue
+            ax.plot(steps, [statistics.mean(v) for v in per_step], style, color=f"C{i}", ms=3,
+                    label=f"{label} ({'training' if split == 'train' else 'validation'})")
+            ax.fill_between(steps, [min(v) for v in per_step], [max(v) for v in per_step], color=f"C{i}",
+                            alpha=0.15)
+    ax.set(xlabel="environment steps", ylabel="score per game", title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def _return_curve(results: list[dict], split: str) -> tuple[list[int], list[list[float]]]:
+    """(environment steps, per step the return of every seed) of ``split``'s logged returns, cut to the
+    shortest run; the procedure step converts to environment steps by the algorithm's train_every."""
+    curves = []
+    for res in results:
+        if not res.get("run_dir"):
+            continue
+        per_step = res["components"]["algorithm"]["config"]["train_every"]
+        curves.append([((r["step"] + 1) * per_step, r["return"])
+                       for r in read_metrics(Path(res["run_dir"]) / "metrics.jsonl")
+                       if r["split"] == split and "return" in r])
+    curves = [c for c in curves if c]
+    if not curves:
+        return [], []
+    length = min(len(c) for c in curves)
+    return [s for s, _ in curves[0][:length]], [[c[j][1] for c in curves] for j in range(length)]
+
+
+def draw_cartpole(x: float, x_dot: float, theta: float, theta_dot: float, width: int = 300,
+                  height: int = 200):
+    """An RGB picture (height, width, 3) of CartPole's state: the cart on its track, the pole at its angle
+    (gymnasium draws it with pygame; this needs only Pillow)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    scale = width / 4.8  # the track spans x in [-2.4, 2.4]
+    track, cart_x = int(0.7 * height), width / 2 + x * scale
+    draw.line([(0, track), (width, track)], fill="black")
+    draw.rectangle([cart_x - 25, track - 15, cart_x + 25, track + 15], fill="black")
+    pole = 1.0 * scale  # the pole is 1.0 long (twice gymnasium's half-length 0.5)
+    tip = (cart_x + pole * math.sin(theta), track - 15 - pole * math.cos(theta))
+    draw.line([(cart_x, track - 15), tip], fill=(202, 152, 101), width=8)
+    draw.ellipse([cart_x - 4, track - 19, cart_x + 4, track - 11], fill=(129, 132, 203))
+    return np.asarray(image)

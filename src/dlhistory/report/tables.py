@@ -70,8 +70,8 @@ MAX_REVIEW_POINTS = 8
 REVIEW_HEADERS = ["year", "milestone", "changed", "claim metric (mean ± std over seeds)", "claim", "why"]
 
 
-def review_markdown(entries, preset: str, seeds: int, seconds: float) -> str:
-    command = f"dlhistory review --preset {preset} --seeds {seeds}"
+def review_markdown(entries, preset: str, seeds: int | None, seconds: float) -> str:
+    command = f"dlhistory review --preset {preset}" + (f" --seeds {seeds}" if seeds else "")
     parts = [f"# dlhistory review ({preset} preset)", "",
              f"Produced by `{command}` in {seconds / 60:.1f} minutes.", "",
              markdown_table(REVIEW_HEADERS, review_rows(entries))]

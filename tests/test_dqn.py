@@ -1,0 +1,346 @@
+"""2013 DQN: the replay memory's layout and sampling, the environments, the TD loss, runs and ``play``.
+
+The replay memory is checked against a naive agent that keeps its own frame stack (a deque refilled
+with the first frame at every episode start): every state the memory rebuilds, across episode
+boundaries and after the circular array wrapped, must be the one the agent saw.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import dlhistory
+from dlhistory import catalogue, checkpoint
+from dlhistory.algorithms.dqn import DQN as DQNProcedure
+from dlhistory.algorithms.dqn import DQNConfig, epsilon
+from dlhistory.algorithms.replay import ReplayMemory, Transitions
+from dlhistory.data.environments import AtariConfig, CartPoleConfig, Environments
+from dlhistory.errors import UsageError
+from dlhistory.milestones import dqn as milestone_dqn
+from dlhistory.milestones.dqn import TDConfig, TemporalDifference
+
+DQN = catalogue.get("dqn")
+
+
+@pytest.fixture
+def env(monkeypatch):
+    """One thread (the machine is shared) and an empty runs directory per test."""
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("DLHISTORY_THREADS", "1")
+    yield
+    torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------------------------------------
+# The replay memory
+
+
+def test_a_million_atari_frames_fit_well_under_8_gb():
+    need = ReplayMemory.nbytes_for(1_000_000, (84, 84), np.uint8)
+    assert need < 7.1e9  # 84 * 84 bytes per frame, stored once, plus 9 bytes of bookkeeping
+    stacked = 1_000_000 * 2 * 4 * 84 * 84  # (s, s') as stacks of 4 frames
+    assert stacked / need > 7.9
+    small = ReplayMemory(100, (84, 84), np.uint8)
+    assert small.nbytes == ReplayMemory.nbytes_for(100, (84, 84), np.uint8)
+    assert small.frames.shape == (100, 84, 84)  # one frame per slot: no stack dimension
+
+
+def _record(capacity: int, lengths: list[int], stack: int = 4, seed: int = 0):
+    """Write episodes of the given lengths (frames numbered 1, 2, ...; terminal on even episodes, cut by a
+    time limit on odd ones) into a memory and, beside it, what a naive stacking agent saw."""
+    rng = np.random.default_rng(seed)
+    memory = ReplayMemory(capacity, (1,), np.float32, stack)
+    seen, counter = [], 0  # (state, action, reward, terminal, next state) as the agent experienced them
+    for e, length in enumerate(lengths):
+        counter += 1
+        frames = deque([counter] * stack, maxlen=stack)
+        memory.start(np.array([counter], np.float32))
+        assert memory.state()[:, 0].tolist() == list(frames)
+        for t in range(length):
+            state = list(frames)
+            counter += 1
+            frames.append(counter)
+            action, reward = int(rng.integers(4)), float(rng.normal())
+            terminal = e % 2 == 0 and t == length - 1
+            memory.add(action, reward, terminal, np.array([counter], np.float32))
+            seen.append((tuple(state), action, reward, terminal, tuple(frames)))
+            assert memory.state()[:, 0].tolist() == list(frames)  # what the agent acts on
+    return memory, seen
+
+
+def _as_tuples(batch: Transitions) -> list[tuple]:
+    return [(tuple(s[:, 0].tolist()), int(a), float(r), bool(d), tuple(n[:, 0].tolist()))
+            for s, a, r, d, n in zip(batch.states, batch.actions, batch.rewards, batch.terminals,
+                                     batch.next_states, strict=True)]
+
+
+def test_stacks_are_rebuilt_exactly_across_episode_boundaries():
+    lengths = [1, 2, 3, 5, 8, 1, 4]
+    memory, seen = _record(100, lengths)
+    slots = np.arange(memory.written)
+    valid = slots[memory.valid(slots)]
+    assert len(valid) == len(seen) == sum(lengths) == len(memory)  # no transition from a final frame
+    got = _as_tuples(memory.transitions(valid))
+    for (state, action, reward, terminal, after), expected in zip(got, seen, strict=True):
+        assert (state, action, terminal, after) == expected[:2] + expected[3:]
+        assert reward == pytest.approx(expected[2])
+    first = got[0]
+    assert first[0] == (1.0, 1.0, 1.0, 1.0) and first[4] == (1.0, 1.0, 1.0, 2.0)
+
+
+def test_after_wrapping_every_sample_is_a_transition_the_agent_made():
+    memory, seen = _record(37, [3, 9, 1, 6, 12, 2, 7, 5, 11, 4, 8], seed=1)
+    assert memory.written > 2 * memory.capacity
+    recent = {t[0] + t[4]: t for t in seen}
+    batch = memory.sample(2000, np.random.default_rng(0))
+    for got in _as_tuples(batch):
+        expected = recent[got[0] + got[4]]
+        assert got[1] == expected[1] and got[3] == expected[3]
+    # The oldest transitions held are sampled too, but none whose stack reaches overwritten frames.
+    oldest_frame = memory.written - memory.capacity + 1  # frames are numbered by write order from 1
+    assert min(min(t[0]) for t in _as_tuples(batch)) >= oldest_frame
+
+
+def test_a_memory_resumes_from_its_state_dict():
+    memory, _ = _record(37, [3, 9, 1, 6, 12, 2, 7], seed=2)
+    copy = ReplayMemory(37, (1,), np.float32, 4)
+    copy.load_state_dict(memory.state_dict())
+    a, b = memory.sample(64, np.random.default_rng(5)), copy.sample(64, np.random.default_rng(5))
+    assert _as_tuples(a) == _as_tuples(b) and len(copy) == len(memory)
+
+
+def test_an_empty_memory_refuses_to_sample():
+    memory = ReplayMemory(10, (1,), np.float32, 1)
+    memory.start(np.zeros(1, np.float32))
+    with pytest.raises(ValueError, match="no transition"):
+        memory.sample(1, np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------------------------------------
+# The environments
+
+
+def test_cartpole_steps_and_truncates():
+    env = Environments(CartPoleConfig(max_steps=5), seed=0).make()
+    frame = env.reset()
+    assert frame.shape == (4,) and frame.dtype == np.float32
+    steps = [env.step(i % 2) for i in range(5)]
+    assert all(s.reward == 1.0 and s.score == 1.0 for s in steps)
+    last = steps[-1]
+    assert last.truncated and last.game_over and not last.terminal
+
+
+def test_evaluation_seeds_are_disjoint_from_training_seeds():
+    data = Environments(CartPoleConfig(), seed=0)
+    val, test = data.episode_seeds("val", 50), data.episode_seeds("test", 50)
+    assert not set(val) & set(test) and min(val + test) > 10_000
+    assert data.episode_seeds("val", 3) == val[:3]  # the same episodes at every evaluation
+
+
+@pytest.mark.parametrize("config", [CartPoleConfig(), AtariConfig(game="Breakout")],
+                         ids=["cartpole", "breakout"])
+def test_an_environment_resumes_exactly_from_its_state(config):
+    def play(env, n):  # a fixed action sequence, through game ends
+        steps = []
+        for i in range(n):
+            steps.append(env.step((i * 7) % env.n_actions))
+            if steps[-1].game_over:
+                env.reset()
+        return steps
+
+    env = Environments(config, seed=3).make()
+    env.reset()
+    play(env, 20)
+    state = env.state_dict()
+    first = play(env, 60)
+    other = Environments(config, seed=3).make()
+    other.reset()
+    other.load_state_dict(state)
+    second = play(other, 60)
+    for a, b in zip(first, second, strict=True):
+        assert np.array_equal(a.frame, b.frame) and a[1:] == b[1:]
+
+
+def test_breakout_preprocessing_episodic_life_and_clipping():
+    data = Environments(AtariConfig(game="Breakout"), seed=0)
+    assert (data.frame_shape, data.frame_dtype, data.n_actions, data.stack) == ((84, 84), np.uint8, 4, 4)
+    train = data.make()
+    frame = train.reset()
+    assert frame.shape == (84, 84) and frame.dtype == np.uint8
+    lives, lost, rng = train.lives, None, np.random.default_rng(0)
+    for _ in range(5000):
+        step = train.step(int(rng.integers(4)))
+        assert step.reward == np.sign(step.score)  # clipped for learning, the score as the game gave it
+        if step.terminal:
+            lost = step
+            break
+    assert lost is not None and not lost.game_over  # a lost life ends the learner's episode, not the game
+    train.reset()
+    assert train.lives == lives - 1  # the same game goes on
+    evaluation = data.make(seed=1, train=False)
+    evaluation.reset()
+    while not (step := evaluation.step(int(rng.integers(4)))).game_over:
+        assert not step.terminal  # evaluation plays whole games
+
+
+# ------------------------------------------------------------------------------------------------
+# The algorithm and the loss
+
+
+def test_epsilon_anneals_linearly_then_holds():
+    config = DQNConfig(epsilon_start=1.0, epsilon_end=0.1, exploration_steps=100, learning_starts=32)
+    assert [epsilon(config, s) for s in (0, 50, 100, 1000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+
+
+class _Fixed(torch.nn.Module):
+    """A 'network' whose Q-values are a fixed table indexed by the state's single number."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.tensor(table)
+
+    def forward(self, states):
+        return self.table[states[:, 0, 0].long()]
+
+
+def test_td_target_max_and_double():
+    online, target = _Fixed([[0.0, 0.0], [5.0, 1.0]]), _Fixed([[0.0, 0.0], [2.0, 3.0]])
+    batch = Transitions(states=torch.zeros(2, 1, 1), actions=torch.zeros(2, dtype=torch.long),
+                        rewards=torch.tensor([1.0, 1.0]), terminals=torch.tensor([False, True]),
+                        next_states=torch.ones(2, 1, 1))
+    plain = TemporalDifference(TDConfig(gamma=0.5)).target(batch, online, target)
+    double = TemporalDifference(TDConfig(gamma=0.5, double=True)).target(batch, online, target)
+    assert plain.tolist() == [1.0 + 0.5 * 3.0, 1.0]  # max_a' Q_target(s', a') = 3; no bootstrap at the end
+    assert double.tolist() == [1.0 + 0.5 * 2.0, 1.0]  # a* = argmax Q_online = 0, valued by the target: 2
+
+
+def test_huber_is_squared_near_zero_and_linear_beyond():
+    huber, mse = TemporalDifference(TDConfig()), TemporalDifference(TDConfig(kind="mse"))
+    q, y = torch.tensor([0.5, 3.0]), torch.zeros(2)
+    assert float(huber(q, y)) == pytest.approx((0.5 * 0.25 + (3.0 - 0.5)) / 2)
+    assert float(mse(q, y)) == pytest.approx((0.25 + 9.0) / 2)
+
+
+def test_the_judge_counts_seeds_on_cartpole():
+    def results(ours):
+        return {"dqn": [{"test_return": v} for v in ours], "linear": [{"test_return": 100.0}],
+                "random": [{"test_return": 20.0}]}
+
+    assert milestone_dqn.judge(DQN, "cpu", results([500, 500, 480, 475, 100])).holds
+    verdict = milestone_dqn.judge(DQN, "cpu", results([500, 500, 480, 300, 100]))
+    assert not verdict.holds and "3 of 5 seeds" in verdict.reason
+
+
+def test_env_picks_the_preset():
+    assert DQN.preset_for("cpu", None) == "cpu"
+    assert DQN.preset_for("cpu", "cartpole") == "cpu"
+    assert DQN.preset_for("cpu", "breakout") == "cpu-breakout"
+    assert DQN.preset_for("full", "breakout") == "full"
+    with pytest.raises(UsageError, match="environments: breakout, cartpole"):
+        DQN.preset_for("cpu", "pong")
+    with pytest.raises(UsageError, match="no environments"):
+        catalogue.get("alexnet").preset_for("cpu", "breakout")
+
+
+# ------------------------------------------------------------------------------------------------
+# Runs
+
+
+def test_breakout_smoke_run(env, tmp_path):
+    result = dlhistory.run("dqn", preset="smoke-breakout", runs_dir=str(tmp_path), progress=False, evals=2)
+    assert result["status"] == "complete" and result["steps"] == 100
+    assert math.isfinite(result["test_return"]) and result["test_return"] >= 0
+    for name in ("model", "target", "selected"):
+        assert (Path(result["run_dir"]) / f"{name}.safetensors").exists()
+
+
+def test_the_random_baseline_only_plays(env, tmp_path):
+    result = dlhistory.run("dqn", preset="smoke", variant="random", runs_dir=str(tmp_path), progress=False)
+    assert result["steps"] == 0 and result["parameters"] == 0 and result["train_games"] == 0
+    assert 8 <= result["test_return"] <= 60  # random CartPole lasts about 22 steps
+
+
+def test_dqn_learns_cartpole_on_a_small_budget(env, tmp_path):
+    """30k environment steps of the cpu preset (seconds): the greedy policy already balances far longer
+    than a random one."""
+    options = dict(preset="cpu", runs_dir=str(tmp_path), progress=False, evals=5,
+                   overrides={"algorithm.steps": 30_000, "algorithm.exploration_steps": 10_000,
+                              "algorithm.val_episodes": 5, "algorithm.test_episodes": 10})
+    learned = dlhistory.run("dqn", **options)
+    floor = dlhistory.run("dqn", variant="random", **options)
+    assert learned["test_return"] > 3 * floor["test_return"], (learned["test_return"], floor["test_return"])
+
+
+def test_resume_with_the_replay_memory_is_exact(env, tmp_path, monkeypatch):
+    """Interrupted at step 130 of 200 (checkpoint after step 119), resumed: the same games, the same
+    weights. The checkpoint holds the memory, the game in progress and every random generator."""
+    def run(runs, **kwargs):
+        return dlhistory.run("dqn", preset="smoke", seed=4, runs_dir=str(runs), progress=False, evals=2,
+                             checkpoint_every=60, save_replay=True, **kwargs)
+
+    whole = run(tmp_path / "whole")
+    update = DQNProcedure.update
+
+    def interrupted(self, step):
+        if step == 130:
+            raise KeyboardInterrupt
+        return update(self, step)
+
+    with monkeypatch.context() as m:
+        m.setattr(DQNProcedure, "update", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run(tmp_path / "half")
+    (run_dir,) = (tmp_path / "half" / "dqn" / "dqn").iterdir()
+    assert checkpoint.load(run_dir / "checkpoint.safetensors")["procedure"]["memory"] is not None
+    resumed = run(tmp_path / "half", resume=str(run_dir))
+    for key in ("test_return", "val_return", "train_return", "train_games", "steps"):
+        assert resumed[key] == whole[key], key
+    a = load_file(str(Path(whole["run_dir"]) / "model.safetensors"))
+    b = load_file(str(run_dir / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoints_leave_the_memory_out_unless_asked(env, tmp_path):
+    result = dlhistory.run("dqn", preset="smoke", runs_dir=str(tmp_path), progress=False, evals=1)
+    state = checkpoint.load(Path(result["run_dir"]) / "checkpoint.safetensors")
+    assert state["procedure"]["memory"] is None
+
+
+def test_play_writes_a_gif_and_prints_scores(env, tmp_path):
+    dlhistory.run("dqn", preset="smoke", runs_dir=str(tmp_path), progress=False, evals=1)
+    gif = tmp_path / "out" / "cartpole.gif"
+    done = subprocess.run([sys.executable, "-m", "dlhistory", "play", "dqn", "--preset", "smoke",
+                           "--episodes", "2", "--gif", str(gif), "--runs-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("score") == 2
+    from PIL import Image
+
+    with Image.open(gif) as image:
+        assert image.n_frames > 2 and image.size == (300, 200)  # Pillow merges repeated frames
+    scores = [float(line.rsplit(" ", 1)[1]) for line in done.stdout.splitlines()]
+    assert f"({int(sum(scores)) + 2} frames)" in done.stderr  # CartPole scores 1 per step, + the start
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--episodes", "0"], "--episodes 0"),
+    (["--gif", "out.png"], "must end in .gif"),
+    (["--env", "pong"], "no 'cpu' preset for --env pong"),
+    ([], "no trained cpu run of dqn/dqn"),
+])
+def test_play_bad_input_is_one_line_and_exit_2(env, tmp_path, args, message):
+    done = subprocess.run([sys.executable, "-m", "dlhistory", "play", "dqn", "--runs-dir", str(tmp_path),
+                           *args],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("**/*.gif"))
