@@ -207,8 +207,9 @@ def temporal_difference(config: TDConfig) -> TemporalDifference:
 LOSS = Component("td-error", temporal_difference, TDConfig())
 # CartPole pays +1 per step, so its values reach tens and its TD errors are rarely below 1: there Huber is
 # a median-like fit that discounts the few terminal transitions, the only ones that pin the values
-# down, and Q diverged (seed 0: max Q 400 after 17k steps, and rising). The squared error, as in
-# CleanRL's CartPole DQN, stays bounded. Atari's clipped rewards keep errors near 1, where Huber is meant.
+# down, and Q diverged (`dlhistory run dqn loss.kind=huber`: mean Q 323 after 20k steps, 3.4M after
+# 200k; true values are below 100). The squared error, as in CleanRL's CartPole DQN, stays bounded.
+# Atari's clipped rewards keep errors near 1, where Huber is meant.
 CARTPOLE_LOSS = LOSS.with_config(TDConfig(kind="mse"))
 
 
