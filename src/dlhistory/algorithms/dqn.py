@@ -48,7 +48,7 @@ class DQNConfig:
     """Replay memory capacity in transitions (frames, each stored once)."""
     batch_size: int = 32
     learning_starts: int = 50_000
-    """Transitions in memory before the first gradient step (acting at random until then)."""
+    """Transitions in memory before the first gradient step (until then it only acts, mostly at random)."""
     train_every: int = 4
     """Environment steps per gradient step (one step of the procedure)."""
     target_every: int = 10_000

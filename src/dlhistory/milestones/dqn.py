@@ -327,7 +327,8 @@ MILESTONE = Milestone(
     changes=("model",),
     claim=Claim(
         statement="DQN's greedy policy reaches the threshold score (CartPole: in at least 4 of 5 seeds) "
-                  "on unseen environment seeds and beats a linear Q-function and a random policy",
+                  "on unseen environment seeds and beats a random policy and (CartPole) a linear "
+                  "Q-function trained the same way",
         metric="test_return",
         direction="max",
         paper="Nature DQN, Breakout: 401.2 at 50M steps (random 1.7, human 31.8); CleanRL's dqn_atari "
