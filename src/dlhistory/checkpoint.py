@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from .errors import UsageError
 
@@ -102,6 +102,17 @@ def save_weights(path: Path, module: torch.nn.Module) -> None:
     for k, v in module.state_dict().items():
         tensors[k] = _distinct(v.detach().cpu().contiguous(), tensors)
     _atomic_save_file(tensors, path)
+
+
+def module_weights(path: Path, name: str) -> dict[str, torch.Tensor]:
+    """The state dict of network ``name`` from a weights file (``<name>.safetensors``, written by
+    :func:`save_weights`) or from a training checkpoint, which holds every network of the run."""
+    if path.name.startswith("checkpoint"):
+        return load(path)["weights"][name]
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for damaged files
+        raise UsageError(f"cannot read weights {path} ({type(e).__name__}: {e})") from None
 
 
 def rng_state() -> dict[str, Any]:

@@ -224,7 +224,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     m = catalogue.get(args.milestone)
     preset = m.preset_for(args.preset, args.env)
-    if args.save_buffer and getattr(m.recipe(preset).data.config, "env", None) is None:
+    if args.save_buffer and m.recipe(preset).environment is None:
         raise UsageError(f"--save-buffer: {m.key} keeps no replay memory (dqn does); drop --save-buffer")
     options = runner.RunOptions(preset=preset, variant=args.variant,
                                 seed=args.seed, overrides=tuple(args.overrides), resume=args.resume,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from . import checkpoint
 from .algorithms.dqn import play_episodes
 from .errors import UsageError
+from .records import runs_of
 from .runner import load_recipe
 from .spec import Context, Milestone
 
@@ -45,10 +45,9 @@ def find_played_run(runs_dir: str, milestone: Milestone, preset: str, variant: s
             raise UsageError(f"--checkpoint {given}: not a run directory (no config.json there)")
         return path
     variant = variant or milestone.variant
-    runs = sorted((Path(runs_dir) / milestone.key / variant).glob("*/config.json"),
-                  key=lambda p: p.stat().st_mtime)
-    runs = [p.parent for p in runs if json.loads(p.read_text())["preset"] == preset
-            and any((p.parent / name).exists() for name in WEIGHTS)]
+    runs = [p for p in runs_of(runs_dir, milestone.key, variant)
+            if json.loads((p / "config.json").read_text())["preset"] == preset
+            and any((p / name).exists() for name in WEIGHTS)]
     if not runs:
         raise UsageError(f"no trained {preset} run of {milestone.key}/{variant} under {runs_dir}; train "
                          f"one ('dlhistory run {milestone.key} --preset {preset}') or pass --checkpoint DIR")
@@ -57,14 +56,9 @@ def find_played_run(runs_dir: str, milestone: Milestone, preset: str, variant: s
 
 def selected_weights(run_dir: Path) -> dict[str, torch.Tensor] | None:
     """The selected network's weights: the finished run's file, else the last checkpoint's copy."""
-    path = run_dir / "selected.safetensors"
-    try:
-        if path.exists():
-            return load_file(str(path))
-    except Exception as e:  # safetensors raises its own error types for damaged files
-        raise UsageError(f"cannot read {path} ({type(e).__name__}: {e})") from None
-    if (run_dir / "checkpoint.safetensors").exists():
-        return checkpoint.load(run_dir / "checkpoint.safetensors")["weights"]["selected"]
+    for name in ("selected.safetensors", "checkpoint.safetensors"):
+        if (run_dir / name).exists():
+            return checkpoint.module_weights(run_dir / name, "selected")
     return None  # a policy without weights (the random baseline)
 
 

@@ -43,11 +43,16 @@ def find_run(runs_dir: str, milestone: str, variant: str, which: str) -> Path:
         if not (path / "config.json").exists():
             raise UsageError(f"--resume {which}: not a run directory (no config.json there)")
         return path
-    parent = Path(runs_dir) / milestone / variant
-    runs = sorted((p for p in parent.glob("*/config.json")), key=lambda p: p.stat().st_mtime)
+    runs = runs_of(runs_dir, milestone, variant)
     if not runs:
         raise UsageError(f"--resume latest: no runs of {milestone}/{variant} under {runs_dir}")
-    return runs[-1].parent
+    return runs[-1]
+
+
+def runs_of(runs_dir: str, milestone: str, variant: str) -> list[Path]:
+    """The run directories of a milestone's variant, oldest first (by their config.json's time)."""
+    configs = (Path(runs_dir) / milestone / variant).glob("*/config.json")
+    return [p.parent for p in sorted(configs, key=lambda p: p.stat().st_mtime)]
 
 
 def write_json(path: Path, obj: Any) -> None:

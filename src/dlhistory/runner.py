@@ -184,9 +184,12 @@ def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions
 
     logger = Logger(run_dir if hw.is_main else None, start - 1 if resume_dir is not None else None)
     try:
-        train_seconds, samples, steps = train(procedure, hw, logger, run_dir, start, options, seconds_before)
+        train_seconds, samples, steps, last_val = train(procedure, hw, logger, run_dir, start, options,
+                                                        seconds_before)
+        # The loop ends with a validation pass on the final weights: reuse it rather than repeat it.
+        evaluated = {"val": last_val} if last_val is not None else {}
         final = {f"{split}_{k}": v for split in ("train", "val", "test")
-                 for k, v in _evaluate(procedure, hw, split).items()}
+                 for k, v in (evaluated.get(split) or _evaluate(procedure, hw, split)).items()}
     except Diverged as e:
         e.run_dir = str(run_dir)
         if hw.is_main:
@@ -248,8 +251,9 @@ class TrainingClock:
 
 
 def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, start: int,
-          options: RunOptions, seconds_before: float = 0.0) -> tuple[float, int, int]:
-    """The training loop: update, log, evaluate, checkpoint. Returns (training seconds, samples, steps).
+          options: RunOptions, seconds_before: float = 0.0) -> tuple[float, int, int, dict | None]:
+    """The training loop: update, log, evaluate, checkpoint. Returns (training seconds, samples, steps,
+    the validation metrics of the final weights, or None when no step was left to take).
 
     A procedure with a ``budget_seconds`` stops at the first step that ends past that much training
     time (its evaluations and checkpoints are paused out of the clock), however many steps remain.
@@ -266,6 +270,7 @@ def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, sta
     counts: dict[str, int] = {}  # per metric: some appear only after a warm-up (DQN's loss)
     count, samples, logged_at = 0, 0, seconds_before
     clock = TrainingClock(seconds_before)
+    val = None
     # In a log file (not a terminal) redraw rarely, so the log stays readable.
     bar = tqdm(total=total, initial=start, disable=not (options.progress and hw.is_main),
                dynamic_ncols=True, leave=False, unit="step", mininterval=0.1 if sys.stderr.isatty() else 30)
@@ -292,7 +297,8 @@ def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, sta
         if evaluate:
             next_eval = (math.floor(seconds / eval_seconds) + 1) * eval_seconds
             with clock.paused():
-                logger.log(step, "val", {**_evaluate(procedure, hw, "val"), "train_seconds": seconds})
+                val = _evaluate(procedure, hw, "val")
+                logger.log(step, "val", {**val, "train_seconds": seconds})
         checkpoint_now = (step + 1) % options.checkpoint_every == 0 if options.checkpoint_every else evaluate
         if hw.is_main and (checkpoint_now or last):
             with clock.paused():
@@ -302,7 +308,7 @@ def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, sta
         if last:
             break
     bar.close()
-    return clock.seconds, samples, step + 1 if total > start else start
+    return clock.seconds, samples, step + 1 if total > start else start, val
 
 
 def _out_of_time(seconds: float, budget: float | None, hw: Hardware) -> bool:

@@ -62,6 +62,11 @@ class Recipe:
     def components(self) -> dict[str, Component]:
         return {kind: getattr(self, kind) for kind in KINDS}
 
+    @property
+    def environment(self) -> str | None:
+        """The environment the data component is (dqn: 'cartpole', 'breakout'); None for a dataset."""
+        return getattr(self.data.config, "env", None)
+
     def swap(self, **components: Component) -> Recipe:
         """The same recipe with the named components replaced (how a baseline is defined)."""
         unknown = set(components) - set(KINDS)
@@ -183,9 +188,9 @@ class Milestone:
         if env is None:
             return preset
         for key in (preset, f"{preset}-{env}"):
-            if key in self.presets and getattr(self.presets[key].data.config, "env", None) == env:
+            if key in self.presets and self.presets[key].environment == env:
                 return key
-        envs = sorted({e for r in self.presets.values() if (e := getattr(r.data.config, "env", None))})
+        envs = sorted({r.environment for r in self.presets.values() if r.environment})
         if not envs:
             raise UsageError(f"{self.key} has no environments to choose; drop --env")
         raise UsageError(f"{self.key} has no {preset!r} preset for --env {env} (environments: "

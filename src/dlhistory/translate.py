@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from . import checkpoint
 from .algorithms.decoding import Hypotheses, beam_search
 from .data.translation import EOS, PAD, decode, encode, load_tokenizer
 from .errors import UsageError
+from .records import runs_of
 from .runner import load_recipe
 
 
@@ -53,7 +53,8 @@ class Translator:
         self.tokenizer = load_tokenizer(tokenizer_path)
         self.model = recipe.model(Vocabulary(self.tokenizer.get_vocab_size()))
         try:
-            self.model.load_state_dict(_weights(weights or _default_weights(run_dir)))
+            path = weights or _default_weights(run_dir)
+            self.model.load_state_dict(checkpoint.module_weights(path, "model"))
         except RuntimeError as e:  # a weights file of another model or size
             raise UsageError(f"the weights do not fit {config['milestone']}/{config['variant']} as "
                              f"configured in {run_dir}: {str(e).splitlines()[0]}") from None
@@ -96,10 +97,8 @@ def find_run(runs_dir: str, milestone: str, variant: str | None,
     from . import catalogue
 
     m = catalogue.get(milestone)
-    parent = Path(runs_dir) / m.key / (variant or m.variant)
-    runs = sorted(parent.glob("*/config.json"), key=lambda p: p.stat().st_mtime)
-    runs = [p.parent for p in runs if (p.parent / "model.safetensors").exists()
-            or (p.parent / "checkpoint.safetensors").exists()]
+    runs = [p for p in runs_of(runs_dir, m.key, variant or m.variant)
+            if (p / "model.safetensors").exists() or (p / "checkpoint.safetensors").exists()]
     if not runs:
         raise UsageError(f"no trained run of {m.key}/{variant or m.variant} under {runs_dir}; train one with "
                          f"'dlhistory run {m.key}' or pass --checkpoint PATH")
@@ -111,16 +110,6 @@ def _default_weights(run_dir: Path) -> Path:
         if (run_dir / name).exists():
             return run_dir / name
     raise UsageError(f"{run_dir} holds no weights (model.safetensors or checkpoint.safetensors)")
-
-
-def _weights(path: Path) -> dict[str, torch.Tensor]:
-    """The model's state dict from a weights file or a training checkpoint."""
-    if path.name.startswith("checkpoint"):
-        return checkpoint.load(path)["weights"]["model"]
-    try:
-        return load_file(str(path))
-    except Exception as e:  # safetensors raises its own error types for damaged files
-        raise UsageError(f"cannot read weights {path} ({type(e).__name__}: {e})") from None
 
 
 # The sentence the review draws attention for: the first of test 2016, for illustration only.

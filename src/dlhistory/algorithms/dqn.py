@@ -89,9 +89,8 @@ def epsilon(config: DQNConfig, env_step: int) -> float:
 
 def greedy_actions(model: torch.nn.Module, states: np.ndarray) -> np.ndarray:
     """argmax_a Q(s, a) for a batch of stacked states."""
-    device = next(model.parameters(), torch.empty(0)).device
     with torch.no_grad():
-        return model(torch.from_numpy(states).to(device)).argmax(1).cpu().numpy()
+        return model(torch.from_numpy(states).to(_device(model))).argmax(1).cpu().numpy()
 
 
 def play_episodes(model: torch.nn.Module, data: Environments, seeds: list[int], eps: float,
@@ -141,15 +140,18 @@ class DQN:
         self.modules = {"model": model, "target": self.target, "selected": self.selected}
         self.save_replay = ctx.save_replay
         self.rng = np.random.default_rng([ctx.seed, 1013])
-        self.device = next(model.parameters(), torch.empty(0)).device
-        self.memory = ReplayMemory(config.memory, data.frame_shape, data.frame_dtype, data.stack) \
-            if self.learns else None
+        self.device = _device(model)
+        self.memory = self.new_memory() if self.learns else None
         self.env_steps, self.synced_at, self.updates = 0, 0, 0
         self.score, self.scores = 0.0, []
-        self.best_return, self.evaluated = -math.inf, {}
+        # The best validation score so far, and the update count when its network was copied.
+        self.best_return, self.selected_at = -math.inf, -1
         self.env = data.make()
         if self.memory is not None:
             self.memory.start(self.env.reset())
+
+    def new_memory(self) -> ReplayMemory:
+        return ReplayMemory(self.config.memory, self.data.frame_shape, self.data.frame_dtype, self.data.stack)
 
     # --- acting and learning ---------------------------------------------------------------------
 
@@ -204,22 +206,17 @@ class DQN:
         if split == "train":  # the last 100 training games' scores, as played (exploring)
             recent = self.scores[-100:]
             return {"games": len(self.scores), **({"return": statistics.fmean(recent)} if recent else {})}
-        key = (split, self.updates)
-        if key not in self.evaluated:  # the runner's final pass repeats the last evaluation
-            self.evaluated = {key: self._evaluate(split)}
-        return self.evaluated[key]
-
-    def _evaluate(self, split: str) -> dict[str, float]:
         n = self.config.val_episodes if split == "val" else self.config.test_episodes
         last = self.episodes(self.model, split, n)
         metrics = {"return": statistics.fmean(last), "return_std": _std(last), "env_steps": self.env_steps}
         if split == "val" and metrics["return"] >= self.best_return:  # ties: the later, longer-trained
-            self.best_return = metrics["return"]
+            self.best_return, self.selected_at = metrics["return"], self.updates
             self.selected.load_state_dict(self.model.state_dict())
         if split == "val":
             metrics["best_return"] = self.best_return
         if split == "test" and self.config.select == "best-val" and self.learns:
-            chosen = self.episodes(self.selected, split, n)
+            # The selected network is the last one when it was chosen after the last update: same games.
+            chosen = last if self.selected_at == self.updates else self.episodes(self.selected, split, n)
             metrics.update(return_last=metrics["return"], return_std_last=metrics["return_std"],
                            **{"return": statistics.fmean(chosen), "return_std": _std(chosen)})
         return metrics
@@ -238,7 +235,7 @@ class DQN:
                  "rng": self.rng.bit_generator.state, "env": self.env.state_dict(),
                  "env_steps": self.env_steps, "synced_at": self.synced_at, "updates": self.updates,
                  "score": self.score, "scores": list(self.scores), "best_return": self.best_return,
-                 "memory": None}
+                 "selected_at": self.selected_at, "memory": None}
         if self.save_replay and self.memory is not None:
             state["memory"] = self.memory.state_dict()
         return state
@@ -250,14 +247,19 @@ class DQN:
         self.env_steps, self.synced_at = state["env_steps"], state["synced_at"]
         self.updates = state["updates"]
         self.scores, self.best_return = list(state["scores"]), float(state["best_return"])
+        self.selected_at = state["selected_at"]
         if state["memory"] is not None:  # exact: the memory, the game in progress and its score
             self.memory.load_state_dict(state["memory"])
             self.env.load_state_dict(state["env"])
             self.score = state["score"]
         elif self.memory is not None:  # without the memory: a new game, refilled before learning resumes
-            self.memory = ReplayMemory(self.config.memory, self.data.frame_shape, self.data.frame_dtype,
-                                       self.data.stack)
+            self.memory = self.new_memory()
             self.memory.start(self.env.reset())
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    """Where the model's weights are (the CPU for a model without any, the random policy)."""
+    return next(model.parameters(), torch.empty(0)).device
 
 
 def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:

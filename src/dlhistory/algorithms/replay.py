@@ -24,6 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
+SLOT_FIELDS = {"actions": np.int16, "rewards": np.float32, "terminals": bool, "has_next": bool,
+               "position": np.uint8}
+"""What each slot holds besides its frame: the transition starting there (action, reward, terminal),
+whether one does (``has_next``: its next frame is in the following slot), and ``position``, the frames
+since the episode's first, capped at stack - 1 (all a stack needs to know)."""
+_ARRAYS = ("frames", *SLOT_FIELDS)
+
 
 @dataclass
 class Transitions:
@@ -49,13 +56,8 @@ class ReplayMemory:
         self.capacity, self.stack = capacity, stack
         # np.zeros maps untouched pages lazily: memory is committed only as frames arrive.
         self.frames = np.zeros((capacity, *frame_shape), dtype=frame_dtype)
-        self.actions = np.zeros(capacity, dtype=np.int16)
-        self.rewards = np.zeros(capacity, dtype=np.float32)
-        self.terminals = np.zeros(capacity, dtype=bool)
-        self.has_next = np.zeros(capacity, dtype=bool)
-        """A transition starts at this slot: its next frame is in the following slot."""
-        self.position = np.zeros(capacity, dtype=np.uint8)
-        """Frames since the episode's first, capped at stack - 1 (all a stack needs to know)."""
+        for name, dtype in SLOT_FIELDS.items():  # actions, rewards, terminals, has_next, position
+            setattr(self, name, np.zeros(capacity, dtype=dtype))
         self.written = 0
         """Frames written so far; the newest is at slot (written - 1) % capacity."""
         self.count = 0
@@ -64,12 +66,12 @@ class ReplayMemory:
     @staticmethod
     def nbytes_for(capacity: int, frame_shape: tuple[int, ...], frame_dtype) -> int:
         """Bytes a memory of ``capacity`` frames holds when full (frames plus 9 bytes per slot)."""
-        return capacity * (int(np.prod(frame_shape)) * np.dtype(frame_dtype).itemsize + 2 + 4 + 1 + 1 + 1)
+        per_slot = np.prod(frame_shape) * np.dtype(frame_dtype).itemsize
+        return int(capacity * (per_slot + sum(np.dtype(d).itemsize for d in SLOT_FIELDS.values())))
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.frames, self.actions, self.rewards, self.terminals,
-                                      self.has_next, self.position))
+        return sum(getattr(self, name).nbytes for name in _ARRAYS)
 
     def __len__(self) -> int:
         """Transitions held: the frames less one per episode (a few near the oldest are not sampled)."""
@@ -152,5 +154,3 @@ class ReplayMemory:
             getattr(self, name)[: len(values)] = values
         self.written, self.count = int(state["written"]), int(state["count"])
 
-
-_ARRAYS = ("frames", "actions", "rewards", "terminals", "has_next", "position")

@@ -83,8 +83,15 @@ def bar_chart(comparison, out: Path) -> None:
 def train_loss_curves(results: list[dict]) -> tuple[list[int], list[list[float]]]:
     """The logged training loss of each run (seeds) that has a metrics file, cut to the shortest:
     (steps, per step the values of every run). Empty when no run logged any."""
-    curves = [[(r["step"], r["loss"]) for r in read_metrics(Path(res["run_dir"]) / "metrics.jsonl")
-               if r["split"] == "train"] for res in results if res.get("run_dir")]
+    return logged_curves(results, "train", "loss")
+
+
+def logged_curves(results: list[dict], split: str, key: str,
+                  x=lambda result, step: step) -> tuple[list[int], list[list[float]]]:
+    """``key`` as logged on ``split`` by each run that has a metrics file, cut to the shortest run:
+    (x of each record, per record the values of every run); ``x(result, step)`` maps the logged step."""
+    curves = [[(x(res, r["step"]), r[key]) for r in read_metrics(Path(res["run_dir"]) / "metrics.jsonl")
+               if r["split"] == split and key in r] for res in results if res.get("run_dir")]
     curves = [c for c in curves if c]
     if not curves:
         return [], []
@@ -246,7 +253,8 @@ def return_curves(runs: dict[str, list[dict]], title: str, out: Path) -> None:
     the validation games as dots, one colour per label, the mean over seeds with a min-max band."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for i, (label, results) in enumerate(runs.items()):
-        curves = {split: _return_curve(results, split) for split in ("train", "val")}
+        curves = {split: logged_curves(results, split, "return", _environment_steps)
+                  for split in ("train", "val")}
         if not any(steps for steps, _ in curves.values()):
             # A policy that never trains (the random floor): its test score as a level.
             scores = [r["test_return"] for r in results if "test_return" in r]
@@ -268,22 +276,9 @@ def return_curves(runs: dict[str, list[dict]], title: str, out: Path) -> None:
     plt.close(fig)
 
 
-def _return_curve(results: list[dict], split: str) -> tuple[list[int], list[list[float]]]:
-    """(environment steps, per step the return of every seed) of ``split``'s logged returns, cut to the
-    shortest run; the procedure step converts to environment steps by the algorithm's train_every."""
-    curves = []
-    for res in results:
-        if not res.get("run_dir"):
-            continue
-        per_step = res["components"]["algorithm"]["config"]["train_every"]
-        curves.append([((r["step"] + 1) * per_step, r["return"])
-                       for r in read_metrics(Path(res["run_dir"]) / "metrics.jsonl")
-                       if r["split"] == split and "return" in r])
-    curves = [c for c in curves if c]
-    if not curves:
-        return [], []
-    length = min(len(c) for c in curves)
-    return [s for s, _ in curves[0][:length]], [[c[j][1] for c in curves] for j in range(length)]
+def _environment_steps(result: dict, step: int) -> int:
+    """Environment steps after DQN's procedure step ``step`` (each is ``train_every`` actions)."""
+    return (step + 1) * result["components"]["algorithm"]["config"]["train_every"]
 
 
 def draw_cartpole(x: float, x_dot: float, theta: float, theta_dot: float, width: int = 300,
