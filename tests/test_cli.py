@@ -20,12 +20,14 @@ from pathlib import Path
 import pytest
 import torch
 
+import dlhistory
 from dlhistory import catalogue, cli
 from dlhistory.config import apply_overrides
 from dlhistory.data import fashion_mnist
 
 SMALL_EVAL = ("data.val_size=200", "data.test_size=200", "data.train_eval_size=200")
 FAST = ("--precision", "fp32", "--evals", "2", "--no-progress")
+FAST_OPTIONS = {"precision": "fp32", "evals": 2, "progress": False}
 
 
 def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
@@ -296,13 +298,34 @@ def test_compare_prints_a_table_and_writes_a_summary(capsys, run_env, tiny_catal
     table = out.split("claim")[0]
     for variant in ("cnn", "svm", "hog-svm"):
         assert re.search(rf"^{variant}\s", table, re.MULTILINE), out
-    assert re.search(r"^claim (holds|FAILS): ", out, re.MULTILINE)
+    assert re.search(r"^claim not judged: smoke only proves the code runs; measured: ", out, re.MULTILINE)
+    assert "holds" not in out.split("paper:")[1]
     (folder,) = (tmp_path / "alexnet").glob("compare-*")
     for name in ("summary.md", "summary.json", "alexnet.png"):
         assert (folder / name).is_file(), name
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["milestone"] == "alexnet" and summary["holds"] in (True, False)
+    assert summary["milestone"] == "alexnet" and summary["outcome"] == "not judged"
     assert set(summary["runs"]) == {"cnn", "svm", "hog-svm"}
+
+
+def test_compare_from_python_saves_its_summary(run_env, tiny_catalogue, tmp_path):
+    c = dlhistory.compare("alexnet", "smoke", 1, runs_dir=str(tmp_path), log=lambda _: None,
+                          **FAST_OPTIONS)
+    assert c.verdict.outcome == "not judged"
+    assert c.paths["md"].is_file() and c.paths["json"].is_file() and c.paths["figure"].is_file()
+    assert c.paths["md"].parent.parent == tmp_path / "alexnet"
+
+
+def test_a_second_compare_reuses_every_run_and_force_runs_them_again(capsys, run_env, tiny_catalogue,
+                                                                     tmp_path):
+    args = ("compare", "alexnet", "--preset", "smoke", "--seeds", "1", "--runs-dir", str(tmp_path), *FAST)
+    assert run_cli(capsys, *args)[0] == 0
+    code, _, err = run_cli(capsys, *args)
+    assert code == 0 and err.count(": reused ") == 3, err
+    assert len(list((tmp_path / "alexnet").glob("*/*/result.json"))) == 3
+    code, _, err = run_cli(capsys, *args, "--force")
+    assert code == 0 and "reused" not in err
+    assert len(list((tmp_path / "alexnet").glob("*/*/result.json"))) == 6
 
 
 def test_review_writes_a_summary_of_every_milestone(capsys, run_env, tiny_catalogue, tmp_path):
@@ -316,8 +339,13 @@ def test_review_writes_a_summary_of_every_milestone(capsys, run_env, tiny_catalo
     for m in tiny_catalogue:
         assert m.title in markdown and m.title in out
         assert (folder / m.key / "summary.md").is_file()
-    assert all(e["holds"] in (True, False) for e in summary["milestones"])
+    assert all(e["outcome"] == "not judged" for e in summary["milestones"])
     assert "skipped" not in out
+    # A second review right after the first runs nothing new.
+    code, out, err = run_cli(capsys, "review", "--preset", "smoke", "--seeds", "1",
+                             "--runs-dir", str(tmp_path), *FAST)
+    assert code == 0 and "reused" in err
+    assert not re.search(r"\(\d+/\d+\)$", err, re.MULTILINE), err  # no run started
 
 
 @pytest.fixture
@@ -346,11 +374,12 @@ def test_review_skips_milestones_whose_data_is_missing(capsys, no_fashion_mnist,
     assert acting == {"dqn"}
     for entry in summary["milestones"]:  # Multi30k is hidden too: an empty data dir and cache, offline
         if entry["milestone"] in acting:
-            assert "skipped" not in entry and entry["holds"] is not None
+            assert entry["outcome"] == "not judged"
             continue
         dataset = catalogue.get(entry["milestone"]).recipe("smoke").data.name
-        assert dataset in entry["skipped"] and "DLHISTORY_DATA" in entry["skipped"]
+        assert entry["outcome"] == "skipped"
+        assert dataset in entry["reason"] and "DLHISTORY_DATA" in entry["reason"]
     for m in catalogue.CATALOGUE:
-        verdict = "holds|FAILS" if m.key in acting else "skipped"
+        verdict = "not judged" if m.key in acting else "skipped"
         assert re.search(rf"^{m.year}\s+{re.escape(m.title)}\s.*\s({verdict})\s+\S", out, re.MULTILINE), out
     assert {p.parts[-4] for p in runs.rglob("result.json")} == acting

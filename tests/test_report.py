@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dlhistory.comparison import Comparison, ReviewEntry, default_judge, format_mean_std, save
+from dlhistory.comparison import Comparison, Review, ReviewEntry, decide, default_judge, save
 from dlhistory.milestones import alexnet, resnet
+from dlhistory.records import read_jsonl
 from dlhistory.report import figures
 from dlhistory.report.tables import (
     REVIEW_HEADERS,
@@ -18,9 +19,8 @@ from dlhistory.report.tables import (
     format_table,
     markdown_table,
     review_rows,
-    verdict_word,
 )
-from dlhistory.spec import Verdict
+from dlhistory.spec import Metric, Panel, Verdict
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ALEXNET, RESNET = alexnet.MILESTONE, resnet.MILESTONE
@@ -65,22 +65,23 @@ def test_markdown_table_escapes_pipes():
     assert text.splitlines()[2].count("|") - text.splitlines()[2].count("\\|") == 2
 
 
-@pytest.mark.parametrize(("holds", "word"), [(True, "holds"), (False, "FAILS"), (None, "skipped")])
-def test_verdict_word(holds, word):
-    assert verdict_word(holds) == word
+@pytest.mark.parametrize(("holds", "word"), [(True, "holds"), (False, "FAILS")])
+def test_a_judged_verdict_holds_or_fails(holds, word):
+    verdict = Verdict.judged(holds, "why")
+    assert verdict.outcome == word and verdict.holds is holds
 
 
-@pytest.mark.parametrize(("mean", "std", "metric", "text"), [
-    (0.91234, 0.01236, "test_accuracy", "91.23 ± 1.24%"),
-    (1.0, 0.0, "val_accuracy", "100.00 ± 0.00%"),
-    (2.302585, 0.01, "train_loss", "2.3026 ± 0.0100"),
-    (12.345, 0.44, "train_seconds", "12.3 ± 0.4"),
-    (0.5, 0.25, "", "0.5000 ± 0.2500"),
-    (math.nan, math.nan, "test_accuracy", "-"),
-    (math.nan, math.nan, "train_loss", "-"),
+@pytest.mark.parametrize(("metric", "mean", "std", "n", "text"), [
+    (Metric("test_accuracy", digits=2, percent=True), 0.91234, 0.01236, None, "91.23 ± 1.24%"),
+    (Metric("val_accuracy", digits=2, percent=True), 1.0, 0.0, None, "100.00 ± 0.00%"),
+    (Metric("train_loss"), 2.302585, 0.01, None, "2.3026 ± 0.0100"),
+    (Metric("train_seconds", digits=1), 12.345, 0.44, None, "12.3 ± 0.4"),
+    (Metric("train_flops", digits=2, scientific=True), 1.234e15, 2e13, None, "1.23e+15 ± 2.00e+13"),
+    (Metric("test_accuracy", percent=True), math.nan, math.nan, None, "-"),
+    (Metric("test_bleu", digits=2), 30.0, 1.0, 2, "30.00 ± 1.00 (n=2 of 3)"),
 ])
-def test_format_mean_std(mean, std, metric, text):
-    assert format_mean_std(mean, std, metric) == text
+def test_metric_formats_mean_and_std(metric, mean, std, n, text):
+    assert metric.format(mean, std, n, 3 if n else None) == text
 
 
 # ------------------------------------------------------------------------------------------------
@@ -94,17 +95,25 @@ def accuracy_results(cnn: list[float], svm: list[float], hog: list[float]) -> di
 
 def test_summary_is_mean_and_sample_std_over_seeds():
     c = Comparison(ALEXNET, "cpu", [0, 1, 2], accuracy_results([0.90, 0.92, 0.94], [0.8], [0.85]))
-    mean, std = c.summary("test_accuracy", "cnn")
-    assert mean == pytest.approx(0.92) and std == pytest.approx(0.02)
-    assert c.summary("test_accuracy", "svm") == (0.8, 0.0)
-    assert all(math.isnan(v) for v in c.summary("val_accuracy", "cnn"))
+    mean, std, n = c.summary("test_accuracy", "cnn")
+    assert mean == pytest.approx(0.92) and std == pytest.approx(0.02) and n == 3
+    assert c.summary("test_accuracy", "svm") == (0.8, 0.0, 1)
+    mean, std, n = c.summary("val_accuracy", "cnn")
+    assert math.isnan(mean) and n == 0
 
 
-def test_rows_and_headers_start_with_the_claim_metric():
+def test_rows_and_headers_are_the_claims_columns():
     c = Comparison(ALEXNET, "cpu", [0], accuracy_results([0.9], [0.8], [0.85]))
-    assert c.headers() == ["variant", "test_accuracy", "train_seconds"]
-    assert c.rows()[0] == ["cnn", "90.00 ± 0.00%", "1.0 ± 0.0"]
+    assert c.headers() == ["variant", *(m.header for m in ALEXNET.claim.report)]
+    assert c.rows()[0][:2] == ["cnn", "90.00 ± 0.00%"]
     assert [r[0] for r in c.rows()] == ["cnn", "svm", "hog-svm"]
+
+
+def test_a_mean_over_fewer_seeds_says_so():
+    results = accuracy_results([0.9, 0.92], [0.8], [0.85])
+    results["cnn"].append({"status": "diverged"})
+    c = Comparison(ALEXNET, "cpu", [0, 1, 2], results)
+    assert c.rows()[0][1] == "91.00 ± 1.41% (n=2 of 3)"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -115,21 +124,21 @@ def test_default_judge_holds():
     results = accuracy_results([0.94, 0.95], [0.90], [0.92])
     verdict = default_judge(ALEXNET, "cpu", results)
     assert verdict.holds
-    assert "NO" not in verdict.reason and "0.93" in verdict.reason
+    assert "NO" not in verdict.reason and "93.00%" in verdict.reason
 
 
 def test_default_judge_fails_below_the_threshold():
     verdict = default_judge(ALEXNET, "cpu", accuracy_results([0.925], [0.90], [0.91]))
     assert not verdict.holds
-    assert "test_accuracy 0.9250 >= 0.93 NO" in verdict.reason
-    assert "beats svm (0.9000) yes" in verdict.reason
+    assert "test_accuracy 92.50% >= 93.00% NO" in verdict.reason
+    assert "beats svm (90.00%) yes" in verdict.reason
 
 
 def test_default_judge_fails_when_a_baseline_wins():
     verdict = default_judge(ALEXNET, "cpu", accuracy_results([0.94], [0.90], [0.945]))
     assert not verdict.holds
-    assert "beats hog-svm (0.9450) NO" in verdict.reason
-    assert "beats svm (0.9000) yes" in verdict.reason
+    assert "beats hog-svm (94.50%) NO" in verdict.reason
+    assert "beats svm (90.00%) yes" in verdict.reason
 
 
 def test_default_judge_a_tie_is_not_a_win():
@@ -142,8 +151,7 @@ def test_default_judge_uses_the_mean_over_seeds():
 
 
 def test_default_judge_without_threshold_only_compares():
-    assert "smoke" in ALEXNET.claim.thresholds  # 0.0: anything passes
-    assert default_judge(ALEXNET, "smoke", accuracy_results([0.5], [0.4], [0.45])).holds
+    assert "smoke" not in ALEXNET.claim.thresholds
     no_threshold = dataclasses.replace(ALEXNET, claim=dataclasses.replace(ALEXNET.claim, thresholds={}))
     verdict = default_judge(no_threshold, "cpu", accuracy_results([0.5], [0.4], [0.45]))
     assert verdict.holds and ">=" not in verdict.reason
@@ -154,9 +162,45 @@ def test_default_judge_minimises_a_loss():
     m = dataclasses.replace(ALEXNET, claim=claim)
     results = {"cnn": [{"test_loss": 0.3}], "svm": [{"test_loss": 0.6}], "hog-svm": [{"test_loss": 0.4}]}
     verdict = default_judge(m, "cpu", results)
-    assert verdict.holds and "<= 0.5 yes" in verdict.reason
+    assert verdict.holds and "<= 0.5000 yes" in verdict.reason
     results["hog-svm"] = [{"test_loss": 0.2}]
     assert not default_judge(m, "cpu", results).holds
+
+
+def test_default_judge_fails_a_diverged_run_without_crashing():
+    results = accuracy_results([0.94, 0.95], [0.90], [0.92])
+    results["cnn"][1] = {"status": "diverged", "error": "loss became NaN"}
+    verdict = default_judge(ALEXNET, "cpu", results)
+    assert verdict.outcome == "FAILS" and "cnn diverged" in verdict.reason
+
+
+def test_default_judge_does_not_judge_without_a_baseline():
+    results = accuracy_results([0.94], [0.90], [0.92])
+    del results["hog-svm"]
+    verdict = default_judge(ALEXNET, "cpu", results)
+    assert verdict.outcome == "not judged" and "hog-svm" in verdict.reason
+
+
+def test_default_judge_does_not_judge_a_claim_with_neither_threshold_nor_baseline():
+    alone = dataclasses.replace(ALEXNET, baselines={},
+                                claim=dataclasses.replace(ALEXNET.claim, thresholds={}))
+    verdict = default_judge(alone, "cpu", {"cnn": [{"test_accuracy": 0.5}]})
+    assert verdict.outcome == "not judged"
+
+
+@pytest.mark.parametrize(("preset", "seeds", "why"), [("smoke", 3, "smoke only proves the code runs"),
+                                                      ("cpu", 1, "1 of 3 seeds"),
+                                                      ("cpu", 2, "2 of 3 seeds")])
+def test_decide_never_judges_smoke_or_too_few_seeds(preset, seeds, why):
+    results = accuracy_results([0.99] * seeds, [0.5] * seeds, [0.5] * seeds)
+    verdict = decide(ALEXNET, preset, seeds, results)
+    assert verdict.outcome == "not judged" and verdict.reason.startswith(why)
+    assert "measured: " in verdict.reason  # what was measured is still said
+
+
+def test_decide_judges_at_the_claims_seeds():
+    assert decide(ALEXNET, "cpu", 3, accuracy_results([0.94] * 3, [0.5] * 3, [0.5] * 3)).outcome == "holds"
+    assert decide(ALEXNET, "cpu", 3, accuracy_results([0.90] * 3, [0.5] * 3, [0.5] * 3)).outcome == "FAILS"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -201,6 +245,19 @@ def test_degradation_averages_over_seeds():
     assert not resnet.degradation(RESNET, "smoke", results).holds
 
 
+def test_degradation_fails_a_diverged_run_without_crashing():
+    results = depth_results(plain=(0.30, 0.40), residual=(0.30, 0.25))
+    results["plain n=2"] = [{"status": "diverged"}]
+    verdict = resnet.degradation(RESNET, "smoke", results)
+    assert verdict.outcome == "FAILS" and "plain n=2" in verdict.reason
+
+
+def test_degradation_is_not_judged_without_a_depth():
+    results = depth_results(plain=(0.30, 0.40), residual=(0.30, 0.25))
+    del results["residual n=1"]
+    assert resnet.degradation(RESNET, "smoke", results).outcome == "not judged"
+
+
 def test_degradation_uses_the_shallowest_and_deepest_of_the_preset():
     n = resnet.DEPTHS["cpu"]
     results = {f"{v} n={d}": [{"train_loss": 0.3}] for v in ("plain", "residual") for d in n}
@@ -225,7 +282,7 @@ def fake_run(folder: Path, losses: list[float]) -> str:
 
 def bar_comparison() -> Comparison:
     c = Comparison(ALEXNET, "smoke", [0, 1], accuracy_results([0.90, 0.92], [0.80, 0.81], [0.85, 0.86]))
-    c.verdict = default_judge(ALEXNET, "smoke", c.results)
+    c.verdict = decide(ALEXNET, "smoke", 2, c.results)
     return c
 
 
@@ -254,10 +311,9 @@ def test_depth_figure_reads_every_runs_curve(tmp_path, monkeypatch):
 
     def recording(path: Path) -> list[dict]:
         read.append(path)
-        return original(path)
+        return read_jsonl(path)
 
-    original = figures.read_metrics
-    monkeypatch.setattr(figures, "read_metrics", recording)
+    monkeypatch.setattr(figures, "read_jsonl", recording)
     out = tmp_path / "depth.png"
     figures.comparison_figure(comparison, out)
     assert out.read_bytes()[:8] == PNG
@@ -275,21 +331,23 @@ def test_depth_figure_tolerates_missing_metrics(tmp_path):
     assert out.read_bytes()[:8] == PNG
 
 
-def test_read_metrics_skips_a_cut_short_line(tmp_path):
-    records = figures.read_metrics(Path(fake_run(tmp_path / "run", [2.0, 1.0])) / "metrics.jsonl")
+def test_read_jsonl_skips_a_cut_short_line(tmp_path):
+    records = read_jsonl(Path(fake_run(tmp_path / "run", [2.0, 1.0])) / "metrics.jsonl")
     assert [r["split"] for r in records] == ["train", "train", "val"]
-    assert figures.read_metrics(tmp_path / "missing.jsonl") == []
+    assert read_jsonl(tmp_path / "missing.jsonl") == []
 
 
-def test_training_curves(tmp_path):
+@pytest.mark.parametrize("panels", [(), (Panel("accuracy", percent=True),),
+                                    (Panel("accuracy"), Panel("loss", ("train", "val"), x="step"))])
+def test_training_curves_draw_the_procedures_panels(tmp_path, panels):
     run_dir = Path(fake_run(tmp_path / "run", [2.0, 1.5, 1.0]))
-    figures.training_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
+    figures.training_curves(run_dir / "metrics.jsonl", panels, run_dir / "curves.png")
     assert (run_dir / "curves.png").read_bytes()[:8] == PNG
 
 
 def test_training_curves_draws_nothing_without_training_records(tmp_path):
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 0, "split": "val", "accuracy": 0.5}) + "\n")
-    figures.training_curves(tmp_path / "metrics.jsonl", tmp_path / "curves.png")
+    figures.training_curves(tmp_path / "metrics.jsonl", (), tmp_path / "curves.png")
     assert not (tmp_path / "curves.png").exists()
 
 
@@ -298,19 +356,19 @@ def test_save_writes_summary_json_markdown_and_figure(tmp_path):
     assert paths["figure"] == tmp_path / "out" / "alexnet.png"
     assert paths["figure"].read_bytes()[:8] == PNG
     summary = json.loads(paths["json"].read_text())
-    assert summary["milestone"] == "alexnet" and summary["holds"] is True
+    assert summary["milestone"] == "alexnet" and summary["outcome"] == "not judged"  # smoke
     assert summary["summary"]["cnn"]["test_accuracy"]["mean"] == pytest.approx(0.91)
     markdown = paths["md"].read_text()
     assert "dlhistory compare alexnet --preset smoke --seeds 2" in markdown
-    assert "**Verdict: the claim holds**" in markdown
+    assert "**Verdict: not judged** (smoke only proves the code runs" in markdown
 
 
 def test_comparison_markdown_has_the_table_and_the_paper(tmp_path):
     c = bar_comparison()
-    c.verdict = Verdict(True, "because")
+    c.verdict = Verdict("holds", "because")
     text = comparison_markdown(c)
     assert text.startswith(f"# {ALEXNET.year} {ALEXNET.title}")
-    assert "| variant | test_accuracy | train_seconds |" in text
+    assert "| variant | test accuracy | validation accuracy |" in text
     assert "| cnn | 91.00 ± 1.41% |" in text
     assert ALEXNET.claim.paper in text and "holds** (because)" in text
 
@@ -318,8 +376,8 @@ def test_comparison_markdown_has_the_table_and_the_paper(tmp_path):
 def test_review_rows_report_skipped_and_judged_milestones():
     entries = [ReviewEntry(ALEXNET, comparison=bar_comparison()),
                ReviewEntry(RESNET, skipped="fashion-mnist not found")]
-    rows = review_rows(entries)
+    rows = review_rows(Review("smoke", 2, entries))
     assert all(len(r) == len(REVIEW_HEADERS) for r in rows)
-    assert rows[0][:2] == ["2012", "AlexNet"] and rows[0][4] == "holds"
+    assert rows[0][:2] == ["2012", "AlexNet"] and rows[0][4] == "not judged"
     assert "cnn: 91.00 ± 1.41%" in rows[0][3]
     assert rows[1] == ["2015", "ResNet", "model", "-", "skipped", "fashion-mnist not found"]

@@ -2,12 +2,14 @@
 
 The lineage test is the project's principle 3 ("inherit what did not change"): every component a
 milestone does not list in ``changes`` is identical to its baselines', and every kind it lists does
-differ from at least one baseline.
+differ from at least one baseline; across the timeline, a component equal to an earlier milestone's
+is that milestone's very object, imported by name, never a re-declared copy.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass
 
 import pytest
@@ -197,6 +199,35 @@ def test_unchanged_components_are_identical_to_the_baselines(milestone, baseline
             assert getattr(ours, kind) == getattr(theirs, kind), (
                 f"{milestone.key} @ {preset}: {kind} is not in changes {milestone.changes} "
                 f"but differs from baseline {baseline!r}")
+
+
+def declared_components() -> list[tuple[int, str, str, Component]]:
+    """(position in the timeline, module, name, component) of every module-level component of the
+    milestones, and of every component their presets use."""
+    found = []
+    for position, m in enumerate(catalogue.CATALOGUE):
+        module = importlib.import_module(f"dlhistory.milestones.{m.key}")
+        found += [(position, m.key, name, value) for name, value in vars(module).items()
+                  if isinstance(value, Component)]
+    return found
+
+
+def test_a_component_equal_to_an_earlier_milestones_is_imported_from_it():
+    """Across the timeline, not only against a milestone's own baselines: equal means the same object."""
+    declared = declared_components()
+    copies = [f"{later_key}.{later_name} re-declares {key}.{name}"
+              for position, key, name, component in declared
+              for later, later_key, later_name, later_component in declared
+              if later > position and later_key != key and later_component == component
+              and later_component is not component]
+    assert not copies, "; ".join(sorted(set(copies)))
+
+
+def test_the_timeline_inherits_by_name():
+    from dlhistory.milestones import adam, seq2seq, transformer
+
+    assert resnet.DATA is adam.DATA and resnet.LOSS is alexnet.LOSS
+    assert transformer.DATA is seq2seq.DATA
 
 
 CHANGES = [(m, preset) for m in catalogue.CATALOGUE for preset in m.presets]

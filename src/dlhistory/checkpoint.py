@@ -9,8 +9,6 @@ either the old or the new checkpoint, never a partial one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import UsageError
+from .records import atomic_write
 
 _TENSOR = "__tensor__"
 
@@ -68,18 +67,8 @@ def save(path: Path, state: dict[str, Any]) -> None:
 
 
 def _atomic_save_file(tensors: dict[str, torch.Tensor], path: Path, metadata: dict | None = None) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename over it (all or nothing)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """All or nothing: a kill -9 mid-write leaves the old file (see :func:`records.atomic_write`)."""
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def load(path: Path) -> dict[str, Any]:

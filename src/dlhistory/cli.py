@@ -1,14 +1,14 @@
-"""The command line: ``dlhistory list | show | run | compare | sweep | review | translate | play``.
+"""The command line: ``dlhistory list | show | run | compare | sweep | review`` and the milestones' own
+tools (``translate``, ``play``, ...), which each milestone registers in its ``tools``.
 
-Every error a user can fix prints one line and exits with code 2.
+This module parses arguments and prints; the work happens in the API (:mod:`dlhistory`) and the text in
+:mod:`dlhistory.report.tables`. Every error a user can fix prints one line and exits with code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
-from pathlib import Path
 
 from . import catalogue
 from .errors import UsageError
@@ -22,7 +22,7 @@ EPILOG = """examples:
   dlhistory compare resnet --seeds 3
   dlhistory review --preset cpu
   dlhistory translate transformer "Ein Mann fährt Fahrrad." --attention-map attention.png
-  dlhistory run dqn --env breakout --save-buffer
+  dlhistory run dqn --preset cpu-breakout algorithm.save_buffer=true
   dlhistory play dqn --env breakout --episodes 3 --gif breakout.gif
   torchrun --nproc_per_node=2 -m dlhistory run alexnet --preset smoke
 """
@@ -31,15 +31,15 @@ EPILOG = """examples:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # Overrides may come before or after options (`run resnet --preset smoke model.n=5`); argparse
-    # only takes positionals in one run, so collect the KEY=VALUE words it leaves over.
+    # only takes positionals in one run, so collect the words it leaves over into the command's `rest`.
     args, extra = parser.parse_known_args(argv)
-    target = next((name for name in ("overrides", "items", "sentences") if hasattr(args, name)), None)
-    stray = [w for w in extra if w.startswith("-") or target is None
-             or ("=" not in w and target != "sentences")]
+    rest = getattr(args, "rest", None)
+    stray = [w for w in extra if w.startswith("-") or rest is None
+             or ("=" not in w and rest in ("overrides", "items"))]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
-        setattr(args, target, [*getattr(args, target), *extra])
+        setattr(args, rest, [*getattr(args, rest), *extra])
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dlhistory: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("dlhistory: interrupted; continue with --resume latest", file=sys.stderr)
+        print("dlhistory: interrupted; continue with --resume latest (a review or compare: run it again)",
+              file=sys.stderr)
         return 130
 
 
@@ -77,8 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run: its directory, or the latest of this variant")
     p.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                    help="steps between checkpoints (default: at each evaluation)")
-    p.add_argument("--save-buffer", action="store_true",
-                   help="checkpoints also hold DQN's replay memory, so --resume continues exactly")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("compare", help="the milestone and its baselines over seeds; does the claim hold?",
@@ -87,12 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
                               "  dlhistory compare adam model.architecture=cnn  # the claim, another model")
     p.add_argument("milestone")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every run")
-    p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
-    _env_arg(p)
+    _preset_arg(p)
     p.add_argument("--seeds", type=int, help="seeds per variant (default: the claim's, 3 for most)")
     _workers_arg(p)
+    _force_arg(p)
     _run_args(p)
-    p.set_defaults(handler=cmd_compare)
+    p.set_defaults(handler=cmd_compare, rest="overrides")
 
     p = sub.add_parser("sweep", help="a grid of overrides over seeds, in parallel, resumable",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -100,65 +99,75 @@ def build_parser() -> argparse.ArgumentParser:
                               "example: dlhistory sweep resnet algorithm.lr=1e-3:1:7 model.n=1,3 --seeds 3")
     p.add_argument("milestone")
     p.add_argument("items", nargs="*", metavar="KEY=GRID")
-    p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
+    _preset_arg(p)
     p.add_argument("--seeds", type=int, default=1, help="seeds per grid point (default 1)")
     p.add_argument("--variants", nargs="+", help="variants to sweep (default: the milestone's own)")
     _workers_arg(p, "one per core")
     p.add_argument("--metric", help="metric to tabulate (default: the claim's, on the validation split)")
     _run_args(p)
-    p.set_defaults(handler=cmd_sweep)
+    p.set_defaults(handler=cmd_sweep, rest="items")
 
-    p = sub.add_parser("translate", help="translate sentences with a trained seq2seq or transformer run")
-    p.add_argument("milestone", help="seq2seq or transformer")
-    p.add_argument("sentences", nargs="*", metavar="SENTENCE",
-                   help='source sentences, e.g. "Ein Mann fährt Rad."')
-    p.add_argument("--file", help="a text file of source sentences, one per line")
-    p.add_argument("--variant", help="a baseline's run instead of the milestone's, e.g. encdec")
-    p.add_argument("--checkpoint", help="a run directory or weights file (default: the newest run)")
-    p.add_argument("--beam", type=int, default=5, help="beam width, 1 for greedy (default 5)")
-    p.add_argument("--alpha", type=float, default=0.6, help="length-penalty exponent (default 0.6)")
-    p.add_argument("--attention-map", metavar="PNG", help="draw the first sentence's attention as a heat map")
-    p.add_argument("--runs-dir", default="runs", help="where runs are (default ./runs)")
-    p.set_defaults(handler=cmd_translate)
-
-    p = sub.add_parser("review", help="compare every milestone of the timeline and write a summary")
-    p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
+    p = sub.add_parser("review", help="compare every milestone of the timeline and write a summary",
+                       description="Compare every milestone with its baselines. Runs already made by this "
+                                   "code with the same configs and seeds are reused, so an interrupted "
+                                   "review continues where it stopped; --force runs them again.")
+    _preset_arg(p)
     p.add_argument("--seeds", type=int, help="seeds per variant (default: each claim's, 3 for most)")
     p.add_argument("--only", nargs="+", metavar="MILESTONE", help="review only these milestones")
     _workers_arg(p)
+    _force_arg(p)
     _run_args(p)
     p.set_defaults(handler=cmd_review)
 
-    p = sub.add_parser("play", help="watch a trained DQN play: scores, and an animated GIF")
-    p.add_argument("milestone", help="dqn")
-    _env_arg(p)
-    p.add_argument("--preset", default="cpu", help="the preset whose newest run plays (default cpu)")
-    p.add_argument("--variant", help="a baseline's run instead, e.g. linear")
-    p.add_argument("--checkpoint", help="a run directory (default: the newest run of the preset)")
-    p.add_argument("--episodes", type=int, default=3, help="games to play (default 3)")
-    p.add_argument("--gif", metavar="PATH", help="write the games as an animated GIF")
-    p.add_argument("--seed", type=int, default=0, help="first environment seed of the games (default 0)")
-    p.add_argument("--runs-dir", default="runs", help="where runs are (default ./runs)")
-    p.set_defaults(handler=cmd_play)
+    for tool, owners in tools().items():
+        p = sub.add_parser(tool.name, help=f"{tool.help} ({', '.join(owners)})")
+        tool.arguments(p)
+        p.set_defaults(handler=lambda args, tool=tool: run_tool(tool, args))
     return parser
+
+
+def tools() -> dict:
+    """Every milestone's tools, each with the milestones that offer it; one name, one tool."""
+    found: dict = {}
+    for m in catalogue.CATALOGUE:
+        for tool in m.tools:
+            same = next((t for t in found if t.name == tool.name), None)
+            if same is not None and same is not tool:
+                raise ValueError(f"two different tools are called {tool.name!r}")
+            found.setdefault(tool, []).append(m.key)
+    return found
+
+
+def run_tool(tool, args: argparse.Namespace) -> None:
+    m = catalogue.get(args.milestone)
+    if tool not in m.tools:
+        owners = [k.key for k in catalogue.CATALOGUE if tool in k.tools]
+        raise UsageError(f"{m.key} has no '{tool.name}'; it is for {', '.join(owners)}")
+    tool.main(m, args)
 
 
 def _recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("milestone", help="milestone key, e.g. alexnet (see 'dlhistory list')")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. model.n=5")
-    p.add_argument("--preset", default="cpu", help="smoke | cpu | full (default cpu)")
+    _preset_arg(p)
     p.add_argument("--variant", help="a baseline to run instead of the milestone, e.g. plain")
-    _env_arg(p)
+    p.set_defaults(rest="overrides")
 
 
-def _env_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--env", help="the environment, for milestones that act in one (dqn: cartpole, breakout)")
+def _preset_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="cpu",
+                   help="smoke | cpu | full, or a milestone's own, e.g. cpu-breakout (default cpu)")
 
 
 def _workers_arg(p: argparse.ArgumentParser, default: str = "1, or one per core for a grid of small runs "
                                                            "such as adam's") -> None:
     p.add_argument("--workers", type=int,
                    help=f"runs in parallel, in processes that share the cores (default {default})")
+
+
+def _force_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="run everything again instead of reusing finished runs of this code")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -177,208 +186,76 @@ def _run_options(args: argparse.Namespace) -> dict:
             "progress": args.progress}
 
 
+def _counts(args: argparse.Namespace) -> None:
+    """--seeds and --workers must be positive."""
+    for name in ("seeds", "workers"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} {value}: need at least 1")
+
+
 # --------------------------------------------------------------------------------------------------
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    from .report.tables import format_table
+    from .report.tables import timeline_text
 
-    rows = [[str(m.year), m.key, m.title, ", ".join(m.changes), m.showed] for m in catalogue.CATALOGUE]
-    print(format_table(["year", "key", "milestone", "changed", "what it showed"], rows))
+    print(timeline_text(catalogue.CATALOGUE))
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    from .config import flat_items
-    from .runner import load_recipe
-    from .spec import KINDS
+    from .report.tables import milestone_text
 
-    m = catalogue.get(args.milestone)
-    args.preset = m.preset_for(args.preset, args.env)
-    recipe = load_recipe(m, args.preset, args.variant, tuple(args.overrides))
-    print(f"{m.year} {m.title} ({m.key}): {m.showed}\n  {m.citation}\n  {m.url}\n")
-    print(f"recipe: {args.variant or m.variant} @ {args.preset}")
-    for kind in KINDS:
-        component = getattr(recipe, kind)
-        print(f"  {kind:<9} {component.name}")
-        for key, value in flat_items(component.config):
-            print(f"      {kind}.{key} = {value!r}")
-    print(f"\nchanges vs the baselines: {', '.join(m.changes)}")
-    ours_recipe = m.recipe(args.preset)
-    for baseline in m.baselines:
-        other = m.recipe(args.preset, baseline)
-        print(f"  baseline {baseline}:")
-        for kind in other.differs_from(ours_recipe):
-            ours, theirs = getattr(ours_recipe, kind), getattr(other, kind)
-            print(f"    {kind:<9} {ours.name} -> {theirs.name}")
-    print(f"\nclaim: {m.claim.statement}")
-    if m.claim.thresholds:
-        sign = ">=" if m.claim.direction == "max" else "<="
-        print("  thresholds: " + ", ".join(f"{p} {m.claim.metric} {sign} {t}"
-                                           for p, t in m.claim.thresholds.items()))
-    print(f"  paper: {m.claim.paper}")
+    print(milestone_text(catalogue.get(args.milestone), args.preset, args.variant, tuple(args.overrides)))
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from . import runner
-    from .report.tables import format_table
+    import dlhistory
 
-    m = catalogue.get(args.milestone)
-    preset = m.preset_for(args.preset, args.env)
-    if args.save_buffer and m.recipe(preset).environment is None:
-        raise UsageError(f"--save-buffer: {m.key} keeps no replay memory (dqn does); drop --save-buffer")
-    options = runner.RunOptions(preset=preset, variant=args.variant,
-                                seed=args.seed, overrides=tuple(args.overrides), resume=args.resume,
-                                checkpoint_every=args.checkpoint_every, save_replay=args.save_buffer,
-                                **_run_options(args))
-    result = runner.run(m, options)
-    if result.get("rank", 0) != 0:
-        return
-    keys = [k for k in result if k.startswith(("train_", "val_", "test_"))]
-    keys += ["samples_per_s", "parameters", "precision", "device"]
-    print(format_table(["metric", "value"], [[k, _fmt(result.get(k))] for k in keys]))
-    print(f"run directory: {result['run_dir']}")
+    from .report.tables import result_text
+
+    result = dlhistory.run(args.milestone, preset=args.preset, variant=args.variant, seed=args.seed,
+                           overrides=args.overrides, resume=args.resume,
+                           checkpoint_every=args.checkpoint_every, **_run_options(args))
+    if result.get("rank", 0) == 0:
+        print(result_text(result))
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from .comparison import compare, save
-    from .report.tables import format_table, verdict_word
+    import dlhistory
 
-    m = catalogue.get(args.milestone)
-    args.preset = m.preset_for(args.preset, args.env)
-    _check_seeds(args.seeds)
-    _check_workers(args.workers)
-    c = compare(m, args.preset, args.seeds, log=_log, workers=args.workers, overrides=tuple(args.overrides),
-                **_run_options(args))
-    paths = save(c, Path(args.runs_dir) / m.key / f"compare-{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    print(f"\n{m.year} {m.title} ({args.preset}, seeds {c.seeds}): {m.claim.statement}")
-    print(format_table(c.headers(), c.rows()))
-    if c.verdict.table:
-        print()
-        print(format_table(*c.verdict.table))
-    print(f"paper: {m.claim.paper}")
-    print(f"claim {verdict_word(c.verdict.holds)}: {c.verdict.reason}")
-    shown = ", ".join(str(p) for k, p in paths.items() if k.startswith("figure"))
-    print(f"wall time {c.seconds:.0f} s; summary {paths['md']}; figures {shown}")
+    from .report.tables import comparison_text
+
+    _counts(args)
+    c = dlhistory.compare(args.milestone, args.preset, args.seeds, log=_log, workers=args.workers,
+                          overrides=tuple(args.overrides), reuse=not args.force, **_run_options(args))
+    print()
+    print(comparison_text(c))
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
-    from .report.figures import sweep_figure
-    from .report.tables import format_table
-    from .sweep import run_sweep, summarize, write_csv
+    import dlhistory
 
-    m = catalogue.get(args.milestone)
-    _check_seeds(args.seeds)
-    if not args.items:
-        raise UsageError("sweep needs at least one grid item, e.g. algorithm.lr=1e-4:1e-1:7")
-    # Selection happens on validation data: a test-set claim metric is swept on its val_ twin.
-    metric = args.metric or m.claim.metric.replace("test_", "val_")
+    from .report.tables import sweep_text
+
+    _counts(args)
     options = {k: v for k, v in _run_options(args).items() if k != "progress"}
-    out, axes, records = run_sweep(m, args.items, args.preset, args.seeds, args.variants, args.workers,
-                                   log=_log, **options)
-    rows = summarize(axes, records, metric)
-    if not rows:
-        raise UsageError(f"no run reported {metric!r}; pick another with --metric")
-    write_csv(out / "results.csv", rows)
-    sweep_figure(axes, rows, metric, f"{m.year} {m.title}: {metric} ({args.preset}, {args.seeds} seeds)",
-                 out / "sweep.png")
-    headers = list(rows[0])
-    print(format_table(headers, [[_fmt(r[h]) for h in headers] for r in rows]))
-    print(f"results: {out / 'results.csv'}; figure: {out / 'sweep.png'}")
-
-
-def cmd_translate(args: argparse.Namespace) -> None:
-    from .translate import Translator, find_run
-
-    sentences = list(args.sentences)
-    if args.file:
-        try:
-            sentences += [line.strip() for line in Path(args.file).read_text(encoding="utf-8").splitlines()
-                          if line.strip()]
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"--file {args.file}: cannot read it ({e.__class__.__name__}); "
-                             "give a UTF-8 text file, one sentence per line") from None
-    if not sentences:
-        raise UsageError('nothing to translate: give sentences ("Ein Mann fährt Rad.") or --file in.txt')
-    if args.beam < 1:
-        raise UsageError(f"--beam {args.beam}: the beam width must be at least 1")
-    run_dir, weights = find_run(args.runs_dir, args.milestone, args.variant, args.checkpoint)
-    translator = Translator(run_dir, weights)
-    if args.attention_map and not getattr(translator.model.config, "attention", True):
-        raise UsageError(f"{translator.name} has no attention to draw (the encoder-decoder without "
-                         "attention reads one fixed vector); drop --attention-map")
-    result = translator.translate(sentences, args.beam, args.alpha)
-    _log(f"{translator.name}: {run_dir}")
-    for sentence in result.sentences:
-        print(sentence)
-    if args.attention_map:
-        from .report.figures import attention_map
-
-        source, output = result.source_tokens[0], result.output_tokens[0]
-        attention_map(source, output, result.hypotheses.attention[0, : len(output), : len(source)].numpy(),
-                      f"{translator.name}: {sentences[0]}", Path(args.attention_map))
-        _log(f"attention map: {args.attention_map}")
+    result = dlhistory.sweep(args.milestone, args.items, args.preset, args.seeds, variants=args.variants,
+                             workers=args.workers, metric=args.metric, log=_log, **options)
+    print(sweep_text(result))
 
 
 def cmd_review(args: argparse.Namespace) -> None:
-    from .comparison import review, save
-    from .records import write_json
-    from .report.tables import REVIEW_HEADERS, format_table, review_markdown, review_rows
+    import dlhistory
 
-    _check_seeds(args.seeds)
-    milestones = tuple(catalogue.get(k) for k in args.only) if args.only else catalogue.CATALOGUE
-    start = time.perf_counter()
-    _check_workers(args.workers)
-    entries = review(milestones, args.preset, args.seeds, log=_log, workers=args.workers,
-                     **_run_options(args))
-    seconds = time.perf_counter() - start
-    out = Path(args.runs_dir) / "review" / f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
-    for e in entries:
-        if e.comparison is not None:
-            save(e.comparison, out / e.milestone.key)
-    (out / "summary.md").write_text(review_markdown(entries, args.preset, args.seeds, seconds))
-    write_json(out / "summary.json", {
-        "preset": args.preset, "seeds": args.seeds, "seconds": round(seconds, 1),
-        "milestones": [e.comparison.to_json() if e.comparison else
-                       {"milestone": e.milestone.key, "year": e.milestone.year, "skipped": e.skipped}
-                       for e in entries]})
-    print(f"\ndlhistory review ({args.preset} preset, {args.seeds} seeds, {seconds / 60:.1f} min)")
-    print(format_table(REVIEW_HEADERS, review_rows(entries)))
-    print(f"summary: {out / 'summary.md'} and {out / 'summary.json'}")
+    from .report.tables import review_text
 
-
-def cmd_play(args: argparse.Namespace) -> None:
-    from .play import play
-
-    m = catalogue.get(args.milestone)
-    if args.episodes < 1:
-        raise UsageError(f"--episodes {args.episodes}: play at least 1 game")
-    if args.gif and Path(args.gif).suffix.lower() != ".gif":
-        raise UsageError(f"--gif {args.gif}: the file must end in .gif")
-    result = play(m, m.preset_for(args.preset, args.env), args.variant, args.checkpoint, args.runs_dir,
-                  args.episodes, args.seed, Path(args.gif) if args.gif else None)
-    _log(f"{result.name}: {result.run_dir}")
-    for i, score in enumerate(result.scores):
-        print(f"game {i + 1} (environment seed {args.seed + i}): score {score:g}")
-    if args.gif:
-        _log(f"animation: {args.gif} ({result.frames} frames)")
-
-
-def _check_seeds(seeds: int | None) -> None:
-    if seeds is not None and seeds < 1:
-        raise UsageError(f"--seeds {seeds}: need at least 1 seed")
-
-
-def _check_workers(workers: int | None) -> None:
-    if workers is not None and workers < 1:
-        raise UsageError(f"--workers {workers}: need at least 1 worker")
+    _counts(args)
+    result = dlhistory.review(args.preset, args.seeds, only=args.only, log=_log, workers=args.workers,
+                              reuse=not args.force, **_run_options(args))
+    print()
+    print(review_text(result))
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)

@@ -1,9 +1,15 @@
 """Compare a milestone with its baselines over several seeds and judge its claim.
 
 ``compare`` runs every point of the milestone's experiment (by default: the milestone and each
-baseline) for ``seeds`` seeds, summarises each metric as mean +- std, and asks the claim whether it
-holds. ``review`` does that for the whole timeline; a milestone whose data is unavailable is reported
-as skipped with the reason, and the review goes on.
+baseline) for ``seeds`` seeds, summarises the claim's columns as mean +- std, asks the claim's judge
+and writes ``summary.md``, ``summary.json`` and the figures. ``review`` does that for the whole
+timeline; a milestone whose data is unavailable is *skipped* with the reason, and the review goes on.
+Runs already made by the same code with the same configs and seeds are reused, so an interrupted
+review continues where it stopped and a repeated one runs nothing new.
+
+A verdict says only what was measured: *holds* or *FAILS* when the comparison ran the claim's seeds
+at a preset that can show it; *not judged* (with the reason) at the smoke preset, with fewer seeds or
+without a baseline; *skipped* when the data could not be had.
 """
 
 from __future__ import annotations
@@ -21,10 +27,7 @@ from .errors import DataError
 from .pool import execute
 from .records import write_json
 from .runner import RunOptions
-from .spec import Milestone, Verdict
-
-REPORTED = ("test_accuracy", "val_accuracy", "val_bleu", "test_perplexity", "test_return_last",
-            "train_return", "train_loss", "train_seconds", "steps")
+from .spec import Metric, Milestone, Verdict
 
 
 @dataclass
@@ -40,39 +43,50 @@ class Comparison:
     """Overrides applied to every point (``dlhistory compare adam model.architecture=cnn``)."""
     verdict: Verdict | None = None
     seconds: float = 0.0
+    paths: dict[str, Path] = field(default_factory=dict)
+    """Where :func:`save` wrote the summaries and figures."""
 
-    def summary(self, metric: str, point: str) -> tuple[float, float]:
-        """(mean, std) of ``metric`` over seeds at ``point`` (std 0 for a single seed)."""
+    def summary(self, metric: str, point: str) -> tuple[float, float, int]:
+        """(mean, std, n) of ``metric`` over the seeds at ``point`` that reported it (std 0 for one)."""
         values = [r[metric] for r in self.results[point] if metric in r]
         if not values:
-            return math.nan, math.nan
-        return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+            return math.nan, math.nan, 0
+        return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values)
 
-    def rows(self) -> list[list[str]]:
-        metrics = _metrics(self)
-        return [[point, *(format_mean_std(*self.summary(m, point), m) for m in metrics)]
-                for point in self.results]
+    def columns(self) -> tuple[Metric, ...]:
+        return self.milestone.claim.columns
 
     def headers(self) -> list[str]:
-        return ["variant", *(_metrics(self))]
+        return ["variant", *(m.header for m in self.columns())]
 
-    def _summary_json(self, point: str) -> dict[str, dict[str, float]]:
-        """{metric: {mean, std}} at ``point``, leaving out metrics the point has none of (NaN is not JSON)."""
-        stats = {k: self.summary(k, point) for k in _metrics(self)}
-        return {k: {"mean": m, "std": s} for k, (m, s) in stats.items() if not math.isnan(m)}
+    def rows(self) -> list[list[str]]:
+        """One row per point: each column's mean ± std, with n where some seeds did not report it."""
+        return [[point, *(m.format(*self.summary(m.key, point), len(runs)) for m in self.columns())]
+                for point, runs in self.results.items()]
+
+    @property
+    def command(self) -> str:
+        """The command that reproduces this comparison."""
+        return " ".join(["dlhistory compare", self.milestone.key, *self.overrides, "--preset", self.preset,
+                         "--seeds", str(len(self.seeds))])
 
     def to_json(self) -> dict[str, Any]:
         m = self.milestone
         return {"milestone": m.key, "year": m.year, "title": m.title, "preset": self.preset,
-                "seeds": self.seeds, "overrides": list(self.overrides),
-                "claim": m.claim.statement, "metric": m.claim.metric,
+                "seeds": self.seeds, "overrides": list(self.overrides), "command": self.command,
+                "claim": m.claim.statement, "metric": m.claim.metric, "claim_seeds": m.claim.seeds,
                 "threshold": m.claim.thresholds.get(self.preset), "paper": m.claim.paper,
-                "holds": self.verdict.holds if self.verdict else None,
+                "outcome": self.verdict.outcome if self.verdict else None,
                 "reason": self.verdict.reason if self.verdict else None,
                 "table": _table_json(self.verdict),
                 "seconds": round(self.seconds, 1),
                 "summary": {p: self._summary_json(p) for p in self.results},
                 "runs": {p: [r.get("run_dir") for r in rs] for p, rs in self.results.items()}}
+
+    def _summary_json(self, point: str) -> dict[str, dict[str, float]]:
+        """{metric: {mean, std, n}} at ``point``, leaving out metrics no seed reported (NaN is not JSON)."""
+        stats = {m.key: self.summary(m.key, point) for m in self.columns()}
+        return {k: {"mean": mean, "std": std, "n": n} for k, (mean, std, n) in stats.items() if n}
 
 
 def _table_json(verdict: Verdict | None) -> list[dict[str, str]] | None:
@@ -82,67 +96,82 @@ def _table_json(verdict: Verdict | None) -> list[dict[str, str]] | None:
     return [dict(zip(headers, row, strict=True)) for row in rows]
 
 
-def _metrics(comparison: Comparison) -> list[str]:
-    claim_metric = comparison.milestone.claim.metric
-    seen = {k for rs in comparison.results.values() for r in rs for k in r}
-    return [claim_metric, *(m for m in REPORTED if m != claim_metric and m in seen)]
+# --------------------------------------------------------------------------------------------------
+# Judging
 
 
-def format_mean_std(mean: float, std: float, metric: str = "") -> str:
-    if math.isnan(mean):
-        return "-"
-    if metric.endswith("accuracy"):
-        return f"{100 * mean:.2f} ± {100 * std:.2f}%"
-    if metric.endswith("seconds"):
-        return f"{mean:.1f} ± {std:.1f}"
-    if metric == "steps":
-        return f"{mean:.0f} ± {std:.0f}"
-    if metric.endswith(("bleu", "perplexity")):  # BLEU is published with two decimals at most
-        return f"{mean:.2f} ± {std:.2f}"
-    if "return" in metric:  # game scores
-        return f"{mean:.1f} ± {std:.1f}"
-    return f"{mean:.4f} ± {std:.4f}"
+def diverged(results: Mapping[str, list[dict]], metric: str) -> list[str]:
+    """The points where some seed diverged or did not report ``metric``."""
+    return [p for p, runs in results.items() if any(metric not in r for r in runs)]
 
 
-def _digits(metric: str) -> int:
-    return 1 if "return" in metric else 2 if metric.endswith("bleu") else 4
+def missing(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) -> list[str]:
+    """The points of the experiment that have no runs in ``results``."""
+    return [p.name for p in milestone.points(preset) if not results.get(p.name)]
 
 
 def default_judge(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) -> Verdict:
     """The milestone's mean metric reaches the preset's threshold and beats every baseline's mean."""
     claim = milestone.claim
+    absent = missing(milestone, preset, results)
+    if absent:
+        return Verdict("not judged", f"no runs of {', '.join(absent)} to compare with")
+    bad = diverged(results, claim.metric)
+    if bad:
+        return Verdict.judged(False, f"runs of {', '.join(bad)} diverged or reported no {claim.metric}")
+    threshold = claim.thresholds.get(preset)
+    baselines = [p for p in results if p != milestone.variant]
+    if threshold is None and not baselines:
+        return Verdict("not judged", f"the claim states no threshold at {preset} and there is no baseline")
     sign = 1 if claim.direction == "max" else -1
-    diverged = [p for p, runs in results.items() if any(claim.metric not in r for r in runs)]
-    if diverged:
-        return Verdict(False, f"runs of {', '.join(diverged)} diverged or reported no {claim.metric}")
+    column = next(m for m in claim.columns if m.key == claim.metric)
 
     def mean(point: str) -> float:
         return statistics.mean(r[claim.metric] for r in results[point])
 
-    ours, digits = mean(milestone.variant), _digits(claim.metric)
+    ours = mean(milestone.variant)
     reasons, holds = [], True
-    threshold = claim.thresholds.get(preset)
     if threshold is not None:
         ok = sign * (ours - threshold) >= 0
         holds &= ok
-        reasons.append(f"{claim.metric} {ours:.{digits}f} {'>=' if sign > 0 else '<='} {threshold} "
-                       f"{'yes' if ok else 'NO'}")
-    for baseline in (p for p in results if p != milestone.variant):
+        reasons.append(f"{claim.metric} {column.value(ours)} {'>=' if sign > 0 else '<='} "
+                       f"{column.value(threshold)} {'yes' if ok else 'NO'}")
+    for baseline in baselines:
         ok = sign * (ours - mean(baseline)) > 0
         holds &= ok
-        reasons.append(f"beats {baseline} ({mean(baseline):.{digits}f}) {'yes' if ok else 'NO'}")
-    return Verdict(holds, "; ".join(reasons))
+        reasons.append(f"beats {baseline} ({column.value(mean(baseline))}) {'yes' if ok else 'NO'}")
+    return Verdict.judged(holds, "; ".join(reasons))
+
+
+def decide(milestone: Milestone, preset: str, seeds: int, results: Mapping[str, list[dict]]) -> Verdict:
+    """The claim's judge, but only where the comparison can say anything: never at the smoke preset
+    (which only proves the code runs) nor with fewer seeds than the claim is stated over."""
+    judged = (milestone.claim.judge or default_judge)(milestone, preset, results)
+    why = None
+    if preset.startswith("smoke"):
+        why = "smoke only proves the code runs"
+    elif seeds < milestone.claim.seeds:
+        why = f"{seeds} of {milestone.claim.seeds} seeds"
+    if why is None or judged.outcome == "not judged":
+        return judged
+    return Verdict("not judged", f"{why}; measured: {judged.reason}", judged.table)
+
+
+# --------------------------------------------------------------------------------------------------
+# Running
 
 
 def compare(milestone: Milestone, preset: str = "cpu", seeds: int | None = None, first_seed: int = 0,
-            log=print, workers: int | None = None, overrides: tuple[str, ...] = (),
-            **options: Any) -> Comparison:
-    """Run the milestone's experiment at ``preset`` for ``seeds`` seeds and judge the claim.
+            log=print, workers: int | None = None, overrides: tuple[str, ...] = (), reuse: bool = True,
+            out_dir: str | Path | None = None, **options: Any) -> Comparison:
+    """Run the milestone's experiment at ``preset`` for ``seeds`` seeds, judge the claim and save the
+    summaries and figures (into ``out_dir``; default ``runs/<milestone>/compare-<preset>-<time>``).
 
     ``overrides`` (dotted ``key=value``) change every point, before the point's own overrides: the
     same experiment with one component changed. ``seeds`` defaults to the claim's own. ``workers`` > 1
     runs the points in that many processes sharing the cores (:mod:`dlhistory.pool`); by default one,
-    or one per core for an experiment of many small runs (``Claim.parallel``).
+    or one per core for an experiment of many small runs (``Claim.parallel``). ``reuse`` takes runs
+    already made by this code with the same configs and seeds instead of repeating them.
     """
     start = time.perf_counter()
     seeds = seeds or milestone.claim.seeds
@@ -156,30 +185,31 @@ def compare(milestone: Milestone, preset: str = "cpu", seeds: int | None = None,
     if workers is None:
         workers = (os.cpu_count() or 1) if milestone.claim.parallel else 1
     names = [f"{point.name} seed {seed}" for point, seed in cells]
-    finished = dict(execute(milestone, runs, workers, log=log, names=names,
-                            isolated=milestone.claim.isolated))
+    finished = dict(execute(milestone, runs, workers, log=log, names=names, reuse=reuse))
     for i, (point, _) in enumerate(cells):  # in the experiment's order, whatever order they finished in
         comparison.results.setdefault(point.name, []).append(finished[i])
-    judge = milestone.claim.judge or default_judge
-    comparison.verdict = judge(milestone, preset, comparison.results)
+    comparison.verdict = decide(milestone, preset, seeds, comparison.results)
     comparison.seconds = time.perf_counter() - start
+    default = Path(options.get("runs_dir", "runs")) / milestone.key / f"compare-{_stamp(preset)}"
+    save(comparison, Path(out_dir) if out_dir else default)
     return comparison
 
 
 def save(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
-    """Write summary.json, summary.md and the comparison figure into ``out_dir``."""
+    """Write summary.json, summary.md and the comparison's figures into ``out_dir``."""
     from .report import figures, tables
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "summary.json", "md": out_dir / "summary.md"}
     write_json(paths["json"], comparison.to_json())
-    paths["md"].write_text(tables.comparison_markdown(comparison))
+    tables.write_text(paths["md"], tables.comparison_markdown(comparison))
     draw = comparison.milestone.claim.figures
     if draw is not None:
         paths.update({f"figure{i or ''}": p for i, p in enumerate(draw(comparison, out_dir))})
     else:
         paths["figure"] = out_dir / f"{comparison.milestone.key}.png"
         figures.comparison_figure(comparison, paths["figure"])
+    comparison.paths = paths
     return paths
 
 
@@ -188,16 +218,65 @@ class ReviewEntry:
     milestone: Milestone
     comparison: Comparison | None = None
     skipped: str | None = None
+    """Why the milestone could not run (its data), with how to get it."""
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.comparison is None:
+            return Verdict("skipped", self.skipped or "")
+        return self.comparison.verdict
 
 
-def review(milestones: tuple[Milestone, ...], preset: str, seeds: int | None, log=print,
-           **options: Any) -> list[ReviewEntry]:
-    """Compare every milestone of the timeline; unavailable data skips an entry, never the review."""
+@dataclass
+class Review:
+    """The timeline's comparisons at one preset."""
+
+    preset: str
+    seeds: int | None
+    entries: list[ReviewEntry]
+    seconds: float = 0.0
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def command(self) -> str:
+        return f"dlhistory review --preset {self.preset}" + (f" --seeds {self.seeds}" if self.seeds else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"preset": self.preset, "seeds": self.seeds, "seconds": round(self.seconds, 1),
+                "command": self.command,
+                "milestones": [e.comparison.to_json() if e.comparison else
+                               {"milestone": e.milestone.key, "year": e.milestone.year,
+                                "outcome": "skipped", "reason": e.skipped}
+                               for e in self.entries]}
+
+
+def review(milestones: tuple[Milestone, ...], preset: str = "cpu", seeds: int | None = None, log=print,
+           out_dir: str | Path | None = None, **options: Any) -> Review:
+    """Compare every milestone of the timeline and write the review's summaries (into ``out_dir``;
+    default ``runs/review/<preset>-<time>``). Unavailable data skips an entry, never the review."""
+    start = time.perf_counter()
+    runs_dir = options.get("runs_dir", "runs")
+    out = Path(out_dir) if out_dir else Path(runs_dir) / "review" / _stamp(preset)
     entries = []
     for m in milestones:
         try:
-            entries.append(ReviewEntry(m, compare(m, preset, seeds, log=log, **options)))
+            entries.append(ReviewEntry(m, compare(m, preset, seeds, log=log, out_dir=out / m.key, **options)))
         except DataError as e:
             log(f"[{m.key}] skipped: {e}")
             entries.append(ReviewEntry(m, skipped=str(e)))
-    return entries
+    result = Review(preset, seeds, entries, time.perf_counter() - start)
+    _save_review(result, out)
+    return result
+
+
+def _save_review(result: Review, out: Path) -> None:
+    from .report import tables
+
+    out.mkdir(parents=True, exist_ok=True)
+    result.paths = {"md": out / "summary.md", "json": out / "summary.json"}
+    tables.write_text(result.paths["md"], tables.review_markdown(result))
+    write_json(result.paths["json"], result.to_json())
+
+
+def _stamp(preset: str) -> str:
+    return f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"

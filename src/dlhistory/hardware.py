@@ -53,10 +53,8 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def setup_hardware(device: str, precision: str) -> Hardware:
-    """Choose the device (cuda when present), bf16 where supported, and join torchrun's group."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+def resolve(device: str, precision: str) -> tuple[torch.device, bool]:
+    """(device, bf16) that ``--device`` and ``--precision`` ask for here; nothing is started."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -64,17 +62,24 @@ def setup_hardware(device: str, precision: str) -> Hardware:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise UsageError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
     dev = torch.device(device)
-    if dev.type == "cuda" and world_size > 1:
-        dev = torch.device("cuda", local_rank)
-        torch.cuda.set_device(dev)
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     if precision not in ("auto", "bf16", "fp32"):
         raise UsageError(f"unknown precision {precision!r}; use auto, bf16 or fp32")
     supported = torch.cuda.is_bf16_supported() if dev.type == "cuda" else cpu_has_bf16()
     if precision == "bf16" and not supported:
         raise UsageError("--precision bf16 is not supported on this hardware; use --precision fp32")
-    bf16 = precision == "bf16" or (precision == "auto" and supported)
+    return dev, precision == "bf16" or (precision == "auto" and supported)
+
+
+def setup_hardware(device: str, precision: str) -> Hardware:
+    """Choose the device (cuda when present), bf16 where supported, and join torchrun's group."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    dev, bf16 = resolve(device, precision)
+    if dev.type == "cuda" and world_size > 1:
+        dev = torch.device("cuda", local_rank)
+        torch.cuda.set_device(dev)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     # channels_last pays off together with bf16 on CPUs with AMX/AVX-512 and on tensor-core GPUs.
     return Hardware(dev, bf16, channels_last=bf16, rank=rank, world_size=world_size, local_rank=local_rank)
 

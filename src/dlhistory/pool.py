@@ -3,7 +3,9 @@
 With one worker the runs go one after another in this process, each with every core and a progress
 bar. With more, they run in fresh worker processes that split the cores between them (small models use
 two cores poorly, so two one-thread runs finish sooner than two two-thread runs in turn). A run that
-diverges is a result, not a crash: at a too-large learning rate that is the finding.
+diverges is a result, not a crash: at a too-large learning rate that is the finding. A run that has
+already been made (same identity: recipe configs, seed, precision, code version) is reused, not
+repeated, unless ``reuse`` is off.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .runner import Diverged, RunOptions, load_recipe, run
+from .hardware import resolve
+from .records import find_finished
+from .runner import Diverged, RunOptions, load_recipe, run, run_config
 from .spec import Milestone
 
 
@@ -28,46 +32,53 @@ def run_point(milestone: Milestone, options: RunOptions) -> dict[str, Any]:
                 "seed": options.seed, "run_dir": getattr(e, "run_dir", None)}
 
 
+def finished_run(milestone: Milestone, options: RunOptions) -> dict[str, Any] | None:
+    """The result of a run that already ran ``options`` to its end with this code, or None."""
+    variant = options.variant or milestone.variant
+    recipe = load_recipe(milestone, options.preset, variant, options.overrides)
+    device, bf16 = resolve(options.device, options.precision)
+    config = run_config(milestone, recipe, variant, options, device.type, "bf16" if bf16 else "fp32")
+    return find_finished(options.runs_dir, milestone.key, variant, config["identity"])
+
+
 def execute(milestone: Milestone, runs: list[RunOptions], workers: int = 1,
-            log: Callable[[str], None] = print, names: list[str] | None = None, isolated: bool = False
+            log: Callable[[str], None] = print, names: list[str] | None = None, reuse: bool = True
             ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Run every options set; yield ``(index, result)`` as each finishes.
+    """Run every options set; yield ``(index, result)`` as each finishes (reused ones first).
 
     Every distinct recipe is built from its overrides first, so a bad key or value fails before any
-    run starts (and not in a worker, halfway through). ``isolated`` runs each one, in turn, in a fresh
-    process of its own: runs compared at equal wall-clock time must all start from the same state.
+    run starts (and not in a worker, halfway through).
     """
     for options in {(o.variant, o.overrides): o for o in runs}.values():
         load_recipe(milestone, options.preset, options.variant, options.overrides)
     names = names or [f"{o.variant or milestone.variant} {' '.join(o.overrides)} seed {o.seed}" for o in runs]
+    todo = []
+    for i, options in enumerate(runs):
+        found = finished_run(milestone, options) if reuse else None
+        if found is None:
+            todo.append(i)
+            continue
+        log(f"[{milestone.key} {options.preset}] {names[i]}: reused {found['run_dir']}")
+        yield i, found
     if workers <= 1:
-        for i, options in enumerate(runs):
-            log(f"[{milestone.key} {options.preset}] {names[i]} ({i + 1}/{len(runs)})")
-            yield i, _in_fresh_process(milestone, options) if isolated else run_point(milestone, options)
+        for done, i in enumerate(todo, 1):
+            log(f"[{milestone.key} {runs[i].preset}] {names[i]} ({done}/{len(todo)})")
+            yield i, run_point(milestone, runs[i])
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")  # a clean interpreter per worker, torch-safe
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
                                                   initargs=(threads,))
     try:
-        futures = {pool.submit(_worker, milestone.key, dataclasses.replace(o, progress=False)): i
-                   for i, o in enumerate(runs)}
+        futures = {pool.submit(_worker, milestone.key, dataclasses.replace(runs[i], progress=False)): i
+                   for i in todo}
         for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
             i = futures[future]
             result = future.result()
-            log(f"[{milestone.key} {runs[i].preset}] done {names[i]} ({done}/{len(runs)})")
+            log(f"[{milestone.key} {runs[i].preset}] done {names[i]} ({done}/{len(todo)})")
             yield i, result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error or Ctrl-C, queued runs never start
-
-
-def _in_fresh_process(milestone: Milestone, options: RunOptions) -> dict[str, Any]:
-    """One run in a new interpreter with every core. Measured: in a process that had already trained
-    six or more translation models, a step took about 25% longer than in a fresh one, which a time
-    budget turns into fewer steps, and an order effect between the variants."""
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(_worker, milestone.key, options).result()
 
 
 def _limit_threads(threads: int) -> None:

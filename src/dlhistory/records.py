@@ -1,17 +1,23 @@
 """What a run leaves on disk: its directory, JSON records, metrics.jsonl, TensorBoard events, provenance.
 
-Two runs never share a directory (``mkdir`` is atomic), JSON is written atomically, and a resumed run
-drops the metrics records written after the checkpoint it continues from.
+Two runs never share a directory (``mkdir`` is atomic) and one process at a time holds it (a lock),
+every file is written atomically (:func:`atomic_write`), and a resumed run drops the metrics records
+written after the checkpoint it continues from. A run's *identity* is the hash of what decides its
+result, so a finished run can be found again and reused instead of repeated.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +42,25 @@ def new_run_dir(runs_dir: str, milestone: str, variant: str, preset: str, seed: 
     raise RuntimeError(f"could not create a run directory under {parent}")
 
 
-def find_run(runs_dir: str, milestone: str, variant: str, which: str) -> Path:
-    """Resolve ``--resume``: a run directory, or 'latest' of this milestone and variant."""
+def find_run(runs_dir: str, milestone: str, variant: str, which: str, finished: bool = False,
+             preset: str | None = None) -> Path:
+    """A run directory: ``which`` itself, or for 'latest' the newest run of this milestone and variant
+    (with ``finished``, the newest that completed and wrote its networks; with ``preset``, of that preset).
+    The one run finder: --resume, translate and play all use it."""
     if which != "latest":
         path = Path(which)
         if not (path / "config.json").exists():
-            raise UsageError(f"--resume {which}: not a run directory (no config.json there)")
+            raise UsageError(f"{which}: not a run directory (no config.json there)")
+        if finished and not is_finished(path):
+            raise UsageError(f"{which}: this run did not complete; finish it with --resume {which}")
         return path
-    runs = runs_of(runs_dir, milestone, variant)
+    runs = [p for p in runs_of(runs_dir, milestone, variant)
+            if (not finished or is_finished(p))
+            and (preset is None or json.loads((p / "config.json").read_text()).get("preset") == preset)]
     if not runs:
-        raise UsageError(f"--resume latest: no runs of {milestone}/{variant} under {runs_dir}")
+        what = f"{'finished ' if finished else ''}{preset + ' ' if preset else ''}runs"
+        raise UsageError(f"no {what} of {milestone}/{variant} under {runs_dir}; train one with "
+                         f"'dlhistory run {milestone}{' --preset ' + preset if preset else ''}'")
     return runs[-1]
 
 
@@ -55,11 +70,98 @@ def runs_of(runs_dir: str, milestone: str, variant: str) -> list[Path]:
     return [p.parent for p in sorted(configs, key=lambda p: p.stat().st_mtime)]
 
 
+def read_result(run_dir: Path) -> dict | None:
+    """A run's result.json, or None while it has none (or an unreadable one)."""
+    try:
+        return json.loads((run_dir / "result.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_finished(run_dir: Path) -> bool:
+    """The run completed: its result says so (a diverged or interrupted run has not)."""
+    result = read_result(run_dir)
+    return result is not None and result.get("status") == "complete"
+
+
+def find_finished(runs_dir: str, milestone: str, variant: str, wanted: str) -> dict | None:
+    """The result of the newest run with identity ``wanted`` that ran to its end (completed, or
+    diverged: that is a result too), or None. A run that was interrupted is never used."""
+    for run_dir in reversed(runs_of(runs_dir, milestone, variant)):
+        try:
+            config = json.loads((run_dir / "config.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if config.get("identity") != wanted:
+            continue
+        result = read_result(run_dir)
+        if result is not None and result.get("status") in ("complete", "diverged"):
+            return {**result, "run_dir": str(run_dir), "reused": True}
+    return None
+
+
+def identity(config: dict[str, Any]) -> str:
+    """A stable hash of a JSON-able dict (key order does not matter)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@cache
+def code_version() -> str:
+    """A hash of this package's source: runs made by different code are never mixed up."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def hold(directory: Path, wait: bool = False) -> Iterator[None]:
+    """Hold ``directory`` for this process (an advisory lock the kernel drops if the process dies).
+
+    Another process that wants it fails with a one-line error naming the holder, or, with ``wait``,
+    waits for it (two workers that need the same pre-training).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise UsageError(f"{directory} is in use by process {holder}; wait for it to finish "
+                             "(or stop it) before running it again") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` a file beside ``path``, flush it to disk and rename it over ``path``: a reader (or a
+    crash) sees the old file or the new one, never half of one, and a failed write leaves nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
 def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    """Write JSON atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def versions() -> dict[str, str]:
@@ -102,7 +204,7 @@ class Logger:
             # Drop records written after the checkpoint we resume from: they will be written again.
             kept = [r for r in read_jsonl(self.path)
                     if isinstance(r.get("step"), int) and r["step"] <= resume_step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         try:
             from torch.utils.tensorboard import SummaryWriter
 

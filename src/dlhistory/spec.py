@@ -10,15 +10,21 @@ The lecture's first point is that every deep-learning method is four key compone
 A :class:`Recipe` is exactly those four :class:`Component` s. A :class:`Milestone` is a recipe per
 preset plus its history: the paper, the baselines it improved on (the same recipe with named components
 swapped), which components it ``changes`` and the :class:`Claim` that is measured.
+
+What the builders return is written down at the end as typed protocols: the data object
+(:class:`Data`), the networks a model component builds (:data:`Networks`), the training procedure an
+algorithm component builds (:class:`Procedure`, with its :class:`Budget`) or the sequence of
+:class:`Phase` s it runs, and a milestone's own commands (:class:`Tool`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 KINDS = ("data", "model", "loss", "algorithm")
 PRESETS = ("smoke", "cpu", "full")
@@ -62,11 +68,6 @@ class Recipe:
     def components(self) -> dict[str, Component]:
         return {kind: getattr(self, kind) for kind in KINDS}
 
-    @property
-    def environment(self) -> str | None:
-        """The environment the data component is (dqn: 'cartpole', 'breakout'); None for a dataset."""
-        return getattr(self.data.config, "env", None)
-
     def swap(self, **components: Component) -> Recipe:
         """The same recipe with the named components replaced (how a baseline is defined)."""
         unknown = set(components) - set(KINDS)
@@ -92,14 +93,68 @@ class Point:
         return f"{self.variant} {self.label}".strip()
 
 
+Outcome = Literal["holds", "FAILS", "not judged", "skipped"]
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """Whether a claim holds at a preset, and the sentence that says why."""
+    """What a comparison says of its claim, and the sentence that says why.
 
-    holds: bool
+    *holds* and *FAILS* are judgements; *not judged* means the comparison could not decide (fewer seeds
+    than the claim states, the smoke preset, a missing baseline); *skipped* means it could not run
+    (data unavailable; the reason says how to get it).
+    """
+
+    outcome: Outcome
     reason: str
     table: tuple[tuple[str, ...], tuple[tuple[str, ...], ...]] | None = None
     """The judge's own summary, (headers, rows), where the claim needs more than a sentence."""
+
+    @classmethod
+    def judged(cls, holds: bool, reason: str, table=None) -> Verdict:
+        return cls("holds" if holds else "FAILS", reason, table)
+
+    @property
+    def holds(self) -> bool:
+        return self.outcome == "holds"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A column of a claim's table: a result key and how to print its mean and spread over seeds."""
+
+    key: str
+    """A key of the runs' results, e.g. ``test_accuracy``."""
+    label: str = ""
+    """The column's header (default: the key)."""
+    digits: int = 4
+    """Decimals shown (for a percentage: of the percentage)."""
+    percent: bool = False
+    """A fraction printed as a percentage."""
+    scientific: bool = False
+    """Printed as 1.23e+15 (FLOPs)."""
+
+    @property
+    def header(self) -> str:
+        return self.label or self.key
+
+    def format(self, mean: float, std: float, n: int | None = None, total: int | None = None) -> str:
+        """'93.67 ± 0.08%'; '(n=2 of 3)' appended when only n of the total seeds reported it."""
+        if math.isnan(mean):
+            return "-"
+        text = f"{self._number(mean)} ± {self._number(std)}{'%' if self.percent else ''}"
+        if n is not None and total is not None and n < total:
+            text += f" (n={n} of {total})"
+        return text
+
+    def value(self, value: float) -> str:
+        """One value, as the column prints it."""
+        return self._number(value) + ("%" if self.percent else "")
+
+    def _number(self, value: float) -> str:
+        if self.scientific:
+            return f"{value:.{self.digits}e}"
+        return f"{100 * value if self.percent else value:.{self.digits}f}"
 
 
 @dataclass(frozen=True)
@@ -108,7 +163,9 @@ class Claim:
 
     ``metric`` of the milestone's main variant must reach ``thresholds[preset]`` (in ``direction``) and,
     by default, beat every baseline. Milestones whose claim is not "A beats B" (ResNet's degradation
-    experiment) give their own ``points`` and ``judge``.
+    experiment) give their own ``points`` and ``judge``. A comparison judges the claim only when it ran
+    the claim's ``seeds`` (or more) at a preset with a threshold or with baselines to beat, and never
+    at the smoke preset.
     """
 
     statement: str
@@ -116,6 +173,8 @@ class Claim:
     direction: Literal["max", "min"]
     paper: str
     """The published reference numbers, as text, for the comparison table."""
+    report: tuple[Metric, ...] = ()
+    """The columns of the claim's table, the claim's metric first (default: the claim's metric only)."""
     thresholds: Mapping[str, float] = field(default_factory=dict)
     """Per preset, the value ``metric`` must reach (none: only the comparison counts)."""
     points: Callable[[Milestone, str], list[Point]] | None = None
@@ -126,11 +185,14 @@ class Claim:
     """Draws the experiment's figures from a Comparison into a folder; default: one bar or curve chart."""
     parallel: bool = False
     """The experiment is many small runs (a grid): compare runs them in one process per core."""
-    isolated: bool = False
-    """Each run in turn in a fresh process: runs compared at equal wall-clock time (a training budget
-    in minutes) must each start from the same state, whatever ran before them."""
     seeds: int = 3
-    """Seeds a comparison runs by default (a claim stated over 4 of 5 seeds needs 5)."""
+    """Seeds the claim is stated over: a comparison with fewer is not judged."""
+
+    @property
+    def columns(self) -> tuple[Metric, ...]:
+        if any(m.key == self.metric for m in self.report):
+            return self.report
+        return (Metric(self.metric), *self.report)
 
 
 @dataclass(frozen=True)
@@ -151,6 +213,8 @@ class Milestone:
     """Baseline name -> (preset -> the components it swaps)."""
     changes: tuple[str, ...]
     claim: Claim
+    tools: tuple[Tool, ...] = ()
+    """The milestone's own subcommands (``translate``, ``play``, ...), registered by the command line."""
 
     def __post_init__(self) -> None:
         missing = [p for p in PRESETS if p not in self.presets]
@@ -170,7 +234,7 @@ class Milestone:
         from .errors import UsageError, did_you_mean
 
         if preset not in self.presets:
-            raise UsageError(f"unknown preset {preset!r}{did_you_mean(preset, self.presets)}")
+            raise UsageError(f"unknown preset {preset!r} for {self.key}{did_you_mean(preset, self.presets)}")
         recipe = self.presets[preset]
         if variant is None or variant == self.variant:
             return recipe
@@ -179,22 +243,6 @@ class Milestone:
                 f"{self.key} has no variant {variant!r}{did_you_mean(variant, self.variants)}"
             )
         return recipe.swap(**self.baselines[variant](preset))
-
-    def preset_for(self, preset: str, env: str | None) -> str:
-        """The preset that runs ``preset`` on environment ``env``: ``preset`` itself when its data is that
-        environment, else ``preset-env`` (dqn: cpu is CartPole, cpu-breakout is Breakout)."""
-        from .errors import UsageError
-
-        if env is None:
-            return preset
-        for key in (preset, f"{preset}-{env}"):
-            if key in self.presets and self.presets[key].environment == env:
-                return key
-        envs = sorted({r.environment for r in self.presets.values() if r.environment})
-        if not envs:
-            raise UsageError(f"{self.key} has no environments to choose; drop --env")
-        raise UsageError(f"{self.key} has no {preset!r} preset for --env {env} (environments: "
-                         f"{', '.join(envs)}; presets: {', '.join(self.presets)})")
 
     def points(self, preset: str) -> list[Point]:
         self.recipe(preset)  # an unknown preset fails here, with suggestions
@@ -211,31 +259,116 @@ class Context:
     rank: int = 0
     world_size: int = 1
     data_dir: str | None = None
-    save_replay: bool = False
-    """Checkpoints also hold a reinforcement learner's replay memory, so a resume is exact (--save-buffer)."""
 
 
-class Procedure(Protocol):
+# ==================================================================================================
+# The protocols: what the builders of the four components return.
+
+
+@runtime_checkable
+class Data(Protocol):
+    """What a data component builds: datasets with their splits, or an environment.
+
+    Both methods are optional; the runner calls them where they exist.
+    """
+
+    def to(self, device: Any) -> Data:
+        """Move the tensors to the run's device once (small datasets live there and are indexed)."""
+
+    def artifacts(self) -> dict[str, str]:
+        """Text files the run directory keeps, e.g. a learnt tokenizer: {file name: contents}."""
+
+
+Networks = Any
+"""What a model component builds: one ``nn.Module`` (the runner calls it ``model``), or a dict of named
+modules (a GAN's ``{"generator": G, "discriminator": D}``). The runner prepares each network (device,
+memory format, data parallelism), checkpoints each and writes ``<name>.safetensors`` for each."""
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of a run's curves figure: ``key`` as logged on ``splits`` against ``x``."""
+
+    key: str
+    splits: tuple[str, ...] = ("val",)
+    """'train' records are running means of the steps in between; 'val' are evaluations."""
+    label: str = ""
+    """Axis label (default: the key)."""
+    percent: bool = False
+    x: str = "step"
+    """The logged key on the horizontal axis: the step, or e.g. ``env_steps``."""
+
+
+class Budget(Protocol):
+    """How long a procedure trains: a number of steps, counted by the runner, and optionally a number of
+    training FLOPs. Never minutes: the same seed must give the same result on any machine."""
+
+    total_steps: int
+    """Steps to take (the step budget, derived from epochs, tokens or environment steps)."""
+    # Optional: ``budget_flops`` (float or None). The runner counts each step's FLOPs
+    # (``torch.utils.flop_counter``) and stops after the first step at which the total reaches it:
+    # models that differ in cost per step are then compared at equal training compute.
+    # Optional: ``budget_seconds`` (float or None), a wall-clock limit a *user* may set; no claim uses it.
+
+
+@runtime_checkable
+class Procedure(Budget, Protocol):
     """What an algorithm component builds: the training procedure, one step at a time.
 
     The runner owns the loop (devices, precision, progress, logging, checkpoints) and calls ``update``
-    ``total_steps`` times; the procedure owns what a step *is*: a mini-batch SGD step, a DQN step with
-    replay and a target network, or an alternating GAN step.
+    until the budget is spent; the procedure owns what a step *is*: a mini-batch SGD step, a DQN step
+    with replay and a target network, or an alternating GAN step.
     """
 
-    total_steps: int
     samples_per_step: int
     modules: dict[str, Any]
-    """The networks, by name, whose weights are checkpointed."""
-    # Optional: ``budget_seconds`` (float or None), a wall-clock training budget; the runner then stops
-    # at the first step past it, before ``total_steps`` (the translation milestones compare at equal time).
+    """Every network whose weights are checkpointed, by name: the model component's networks and the
+    procedure's own (a DQN's target network)."""
+    # Optional: ``panels`` (tuple[Panel, ...]), the curves its run figure draws besides the loss.
+    # Optional: ``cost_key(step) -> Hashable``: steps with equal keys cost the same FLOPs, so the
+    # runner counts only the first of each (counting costs time); without it, every step is counted.
+    # Optional: ``provenance() -> dict[str, str]``, recorded in the result (e.g. the BLEU signature).
 
     def update(self, step: int) -> dict[str, Any]:
         """Do step ``step``; return metrics (tensors or floats), e.g. ``{"loss": ..., "accuracy": ...}``."""
 
     def evaluate(self, split: str) -> dict[str, float]:
-        """Metrics on ``split`` ('train', 'val' or 'test'), with the model in evaluation mode."""
+        """Metrics on ``split`` ('train', 'val' or 'test'), with the networks in evaluation mode."""
 
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of an algorithm that runs in stages: pre-train, then fine-tune or probe.
+
+    An algorithm component whose builder returns a tuple of phases runs them in order on the same
+    networks. Each phase has its own config (its budget), builds its own procedure (which picks its
+    view of the data) and logs under its name. Every phase but the last is *reused*: its result is
+    stored under a key made of the recipe's data, model and loss configs, the configs of this phase
+    and the ones before it, the seed, the precision and the code version, and every later run with
+    the same key starts from it instead of repeating it (pre-train once per seed, fine-tune at three
+    label budgets).
+    """
+
+    name: str
+    config: Any
+    """This phase's own config (a frozen dataclass); a field of the algorithm component's config."""
+    build: Callable[..., Procedure] = field(repr=False)
+    """``build(config, networks, loss, data, ctx) -> Procedure``."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A milestone's own subcommand: ``dlhistory translate``, ``dlhistory play``, ...
+
+    ``arguments(parser)`` adds its options to an ``argparse`` parser; ``main(milestone, args)`` does the
+    work and prints. Two milestones may share a tool (the Transformer imports the 2014 translate).
+    """
+
+    name: str
+    help: str
+    arguments: Callable[[Any], None] = field(repr=False)
+    main: Callable[[Milestone, Any], None] = field(repr=False)

@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import UsageError
 from .pool import execute
-from .records import read_jsonl
+from .records import atomic_write, read_jsonl
 from .runner import RunOptions
 from .spec import Milestone
 
@@ -81,6 +81,43 @@ def sweep_dir(runs_dir: str, milestone: str, preset: str, items: list[str], vari
     """The same command always maps to the same directory, which is what makes a sweep resumable."""
     digest = hashlib.sha256(json.dumps([preset, items, variants]).encode()).hexdigest()[:10]
     return Path(runs_dir) / milestone / f"sweep-{preset}-{digest}"
+
+
+@dataclass
+class Sweep:
+    """A finished sweep: one row per (variant, grid point) with ``metric``'s mean and std over seeds."""
+
+    milestone: Milestone
+    preset: str
+    seeds: int
+    metric: str
+    axes: list[Axis]
+    rows: list[dict[str, Any]]
+    paths: dict[str, Path]
+
+
+def sweep(milestone: Milestone, items: list[str], preset: str = "cpu", seeds: int = 1,
+          variants: list[str] | None = None, workers: int | None = None, metric: str | None = None,
+          log=print, **options: Any) -> Sweep:
+    """Run the grid (resuming the same command's earlier work), then write ``results.csv`` and
+    ``sweep.png`` into the sweep's directory. ``metric`` defaults to the claim's, on the validation
+    split: selection happens on validation data, so a test-set claim metric is swept on its val_ twin."""
+    from .report.figures import sweep_figure
+
+    if seeds < 1:
+        raise UsageError(f"--seeds {seeds}: need at least 1 seed")
+    if not items:
+        raise UsageError("sweep needs at least one grid item, e.g. algorithm.lr=1e-4:1e-1:7")
+    metric = metric or milestone.claim.metric.replace("test_", "val_")
+    out, axes, records = run_sweep(milestone, items, preset, seeds, variants, workers, log=log, **options)
+    rows = summarize(axes, records, metric)
+    if not rows:
+        raise UsageError(f"no run reported {metric!r}; pick another with --metric")
+    paths = {"csv": out / "results.csv", "figure": out / "sweep.png"}
+    write_csv(paths["csv"], rows)
+    title = f"{milestone.year} {milestone.title}: {metric} ({preset}, {seeds} seeds)"
+    sweep_figure(axes, rows, metric, title, paths["figure"])
+    return Sweep(milestone, preset, seeds, metric, axes, rows, paths)
 
 
 def run_sweep(milestone: Milestone, items: list[str], preset: str = "cpu", seeds: int = 1,
@@ -146,11 +183,11 @@ def _as_number(value: str) -> Any:
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    tmp = path.with_name(f".{path.name}.part")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    if rows:
+        atomic_write(path, write)

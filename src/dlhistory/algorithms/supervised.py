@@ -14,7 +14,7 @@ from typing import Literal
 
 import torch
 
-from ..spec import Context
+from ..spec import Context, Panel
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,39 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-class MinibatchTraining:
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float = 0.0) -> None:
+    """One gradient step on ``loss``: clear the gradients, backpropagate, clip the global gradient norm
+    to ``clip`` (0: no clipping; Pascanu et al. 2013), update."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    optimizer.step()
+
+
+class OptimizerState:
+    """A procedure whose only state besides the weights is its optimizer's (the schedule is a pure
+    function of the step), so that is what its checkpoint holds."""
+
+    optimizer: torch.optim.Optimizer
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class MinibatchTraining(OptimizerState):
     """Supervised training: sample a batch, compute the loss, step the optimizer it was given."""
+
+    panels = (Panel("accuracy", label="validation accuracy", percent=True),)
 
     def __init__(self, config: TrainingConfig, model: torch.nn.Module, loss, data,
                  optimizer: torch.optim.Optimizer):
@@ -82,16 +113,16 @@ class MinibatchTraining:
         self.modules = {"model": model}
         self.optimizer = optimizer
 
+    def cost_key(self, step: int) -> int:
+        return 0  # every batch has batch_size examples of one shape: every step costs the same FLOPs
+
     def update(self, step: int) -> dict[str, torch.Tensor]:
         lr = learning_rate(self.config, step, self.total_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_learning_rate(self.optimizer, lr)
         x, y = self.data.train_batch(step, self.config.batch_size)
         self.model.train()
         loss, metrics = self.loss(self.model(x), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        descend(self.optimizer, loss)
         return {"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}, "lr": lr}
 
     @torch.no_grad()
@@ -106,12 +137,6 @@ class MinibatchTraining:
                 totals[k] = totals.get(k, 0.0) + v.item() * len(y)
             count += len(y)
         return {k: v / count for k, v in totals.items()}
-
-    def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
 
 
 def minibatch_sgd(config: SGDConfig, model, loss, data, ctx: Context) -> MinibatchTraining:

@@ -25,14 +25,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..algorithms.supervised import SGDConfig, minibatch_sgd
-from ..data.images import FashionMNISTConfig, ImageData, fashion_mnist_data
-from ..losses.classification import CrossEntropyConfig, cross_entropy
-from ..spec import Claim, Component, Milestone, Point, Recipe, Verdict
+from ..data.images import FashionMNISTConfig, ImageData
+from ..spec import Claim, Component, Metric, Milestone, Point, Recipe, Verdict
+from . import adam, alexnet
 
 # ------------------------------------------------------------------------------------------------
-# Data: Fashion-MNIST without augmentation, so the training loss measures optimisation alone.
+# Data: Fashion-MNIST without augmentation, so the training loss measures optimisation alone: the
+# 2014 Adam milestone's, unchanged.
 
-DATA = Component("fashion-mnist", fashion_mnist_data, FashionMNISTConfig(augment="none"))
+DATA = adam.DATA
 
 
 # ------------------------------------------------------------------------------------------------
@@ -132,9 +133,9 @@ MODEL = Component("resnet", resnet, CifarNetConfig())
 PLAIN = Component("plain", plain, CifarNetConfig())
 
 # ------------------------------------------------------------------------------------------------
-# Loss: softmax cross-entropy.
+# Loss: softmax cross-entropy, AlexNet's, unchanged.
 
-LOSS = Component("cross-entropy", cross_entropy, CrossEntropyConfig())
+LOSS = alexnet.LOSS
 
 # ------------------------------------------------------------------------------------------------
 # Algorithm: SGD, momentum 0.9, weight decay 1e-4, batch 128, learning rate 0.1 (section 4.2), the same
@@ -160,6 +161,13 @@ def depth_points(milestone: Milestone, preset: str) -> list[Point]:
 def degradation(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) -> Verdict:
     """Deepest plain ends above the shallowest plain; deepest residual at or below the shallowest."""
     shallow, deep = min(DEPTHS[preset]), max(DEPTHS[preset])
+    needed = [f"{variant} n={n}" for variant in ("plain", milestone.variant) for n in (shallow, deep)]
+    absent = [p for p in needed if not results.get(p)]
+    if absent:
+        return Verdict("not judged", f"no runs of {', '.join(absent)}")
+    bad = [p for p in needed if any("train_loss" not in r for r in results[p])]
+    if bad:
+        return Verdict.judged(False, f"runs of {', '.join(bad)} diverged or reported no train_loss")
 
     def loss(variant: str, n: int) -> float:
         return statistics.mean(r["train_loss"] for r in results[f"{variant} n={n}"])
@@ -168,8 +176,8 @@ def degradation(milestone: Milestone, preset: str, results: Mapping[str, list[di
     residual_gap = loss(milestone.variant, deep) - loss(milestone.variant, shallow)
     holds = plain_gap > 0 and residual_gap <= 0
     layers = f"{6 * deep + 2} vs {6 * shallow + 2} layers"
-    return Verdict(holds, f"training loss, {layers}: plain {plain_gap:+.4f} (needs > 0), "
-                          f"residual {residual_gap:+.4f} (needs <= 0)")
+    return Verdict.judged(holds, f"training loss, {layers}: plain {plain_gap:+.4f} (needs > 0), "
+                                 f"residual {residual_gap:+.4f} (needs <= 0)")
 
 
 # ================================================================================================
@@ -202,6 +210,10 @@ MILESTONE = Milestone(
         direction="min",
         paper="CIFAR-10 (Table 6, Fig. 6): plain-56 trains to a higher error than plain-20; "
               "ResNet test error 8.75% (20 layers), 7.51% (32), 6.97% (56), 6.43% (110)",
+        report=(Metric("train_loss", "final training loss", 4),
+                Metric("test_accuracy", "test accuracy", 2, percent=True),
+                Metric("train_seconds", "training seconds", 1),
+                Metric("train_flops", "training FLOPs", 2, scientific=True)),
         points=depth_points,
         judge=degradation,
     ),

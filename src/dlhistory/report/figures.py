@@ -5,49 +5,48 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
 
 from ..records import read_jsonl
+from ..spec import Panel
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """A run's metrics.jsonl records."""
-    return read_jsonl(path)
-
-
-def training_curves(metrics_path: Path, out: Path) -> None:
-    """Training loss and validation metrics against the step, for one run."""
-    records = read_metrics(metrics_path)
+def training_curves(metrics_path: Path, panels: Sequence[Panel], out: Path) -> None:
+    """One run's curves: the loss (training running mean and validation) against the step, then one
+    panel per :class:`~dlhistory.spec.Panel` its procedure declares."""
+    records = read_jsonl(metrics_path)
     train = [r for r in records if r["split"] == "train" and "loss" in r]
-    val = [r for r in records if r["split"] == "val"]
     if not train:
         return  # a one-step procedure (the SVM) has no curve to draw
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    left.plot([r["step"] for r in train], [r["loss"] for r in train], label="train (running mean)")
-    if val and "loss" in val[0]:
-        left.plot([r["step"] for r in val], [r["loss"] for r in val], "o-", label="validation")
-    left.set(xlabel="step", ylabel="loss", title="loss")
-    left.legend()
-    if val and "accuracy" in val[0]:
-        right.plot([r["step"] for r in val], [100 * r["accuracy"] for r in val], "o-", color="C1")
-        right.set(xlabel="step", ylabel="validation accuracy (%)", title="validation accuracy")
-    elif val and "bleu" in val[0]:
-        right.plot([r["step"] for r in val], [r["bleu"] for r in val], "o-", color="C1")
-        right.set(xlabel="step", ylabel="validation BLEU", title="validation BLEU (beam search)")
-    elif val and "return" in val[0]:
-        played = [r for r in records if r["split"] == "train" and "return" in r]
-        right.plot([r["step"] for r in played], [r["return"] for r in played], label="training games")
-        right.plot([r["step"] for r in val], [r["return"] for r in val], "o-", label="validation games")
-        right.set(xlabel="step", ylabel="score per game", title="return")
-        right.legend()
+    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(5 * (1 + len(panels)), 3.8), squeeze=False)
+    loss_axis = axes[0][0]
+    loss_axis.plot([r["step"] for r in train], [r["loss"] for r in train], label="train (running mean)")
+    val = [r for r in records if r["split"] == "val" and "loss" in r]
+    if val:
+        loss_axis.plot([r["step"] for r in val], [r["loss"] for r in val], "o-", label="validation")
+    loss_axis.set(xlabel="step", ylabel="loss", title="loss")
+    loss_axis.legend()
+    for ax, panel in zip(axes[0][1:], panels, strict=True):
+        scale = 100 if panel.percent else 1
+        for split in panel.splits:
+            points = [r for r in records if r["split"] == split and panel.key in r and panel.x in r]
+            ax.plot([r[panel.x] for r in points], [scale * r[panel.key] for r in points],
+                    "o-" if split == "val" else "-", ms=3, label=_SPLIT_NAMES.get(split, split))
+        label = (panel.label or panel.key) + (" (%)" if panel.percent else "")
+        ax.set(xlabel=panel.x.replace("_", " "), ylabel=label, title=panel.label or panel.key)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+_SPLIT_NAMES = {"train": "training (running mean)", "val": "validation"}
 
 
 def comparison_figure(comparison, out: Path) -> None:
@@ -61,37 +60,35 @@ def comparison_figure(comparison, out: Path) -> None:
 
 def bar_chart(comparison, out: Path) -> None:
     """The claim's metric per point (mean over seeds, std error bars), the milestone's own in colour."""
-    metric = comparison.milestone.claim.metric
+    claim = comparison.milestone.claim
+    column = next(m for m in claim.columns if m.key == claim.metric)
+    metric = column.key
     points = list(comparison.results)
-    stats = [comparison.summary(metric, p) for p in points]
-    scale = 100 if metric.endswith("accuracy") else 1
+    stats = [comparison.summary(metric, p)[:2] for p in points]
+    scale = 100 if column.percent else 1
     fig, ax = plt.subplots(figsize=(1.6 * len(points) + 2, 3.8))
     ax.bar(points, [scale * m for m, _ in stats], yerr=[scale * s for _, s in stats], capsize=4,
            color=["C0" if p == comparison.milestone.variant else "C7" for p in points])
     for i, (m, _) in enumerate(stats):
-        ax.annotate(f"{scale * m:.2f}", (i, scale * m), ha="center", va="bottom", fontsize=9)
-    low = min(scale * m for m, _ in stats)
+        if not math.isnan(m):
+            ax.annotate(column.value(m).rstrip("%"), (i, scale * m), ha="center", va="bottom", fontsize=9)
+    low = min((scale * m for m, _ in stats if not math.isnan(m)), default=0.0)
     ax.set_ylim(bottom=max(0, low - 0.1 * abs(low) - 1))
     m = comparison.milestone
-    ax.set(ylabel=metric + (" (%)" if scale == 100 else ""),
+    ax.set(ylabel=column.header + (" (%)" if scale == 100 else ""),
            title=f"{m.year} {m.title} ({comparison.preset}, {len(comparison.seeds)} seeds)")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
 
 
-def train_loss_curves(results: list[dict]) -> tuple[list[int], list[list[float]]]:
-    """The logged training loss of each run (seeds) that has a metrics file, cut to the shortest:
-    (steps, per step the values of every run). Empty when no run logged any."""
-    return logged_curves(results, "train", "loss")
-
-
 def logged_curves(results: list[dict], split: str, key: str,
-                  x=lambda result, step: step) -> tuple[list[int], list[list[float]]]:
-    """``key`` as logged on ``split`` by each run that has a metrics file, cut to the shortest run:
-    (x of each record, per record the values of every run); ``x(result, step)`` maps the logged step."""
-    curves = [[(x(res, r["step"]), r[key]) for r in read_metrics(Path(res["run_dir"]) / "metrics.jsonl")
-               if r["split"] == split and key in r] for res in results if res.get("run_dir")]
+                  x: str = "step") -> tuple[list[float], list[list[float]]]:
+    """``key`` as logged on ``split`` by each run (seed) that has a metrics file, against the logged
+    ``x``, cut to the shortest run: (x of each record, per record the values of every run). Empty when
+    no run logged any."""
+    curves = [[(r[x], r[key]) for r in read_jsonl(Path(res["run_dir"]) / "metrics.jsonl")
+               if r["split"] == split and key in r and x in r] for res in results if res.get("run_dir")]
     curves = [c for c in curves if c]
     if not curves:
         return [], []
@@ -107,7 +104,7 @@ def _curves_by_variant(comparison, out: Path) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), sharey=True, squeeze=False)
     for ax, (variant, points) in zip(axes[0], panels.items(), strict=True):
         for point in points:
-            steps, per_step = train_loss_curves(comparison.results[point])
+            steps, per_step = logged_curves(comparison.results[point], "train", "loss")
             if steps:
                 ax.plot(steps, [statistics.mean(v) for v in per_step], label=point.split(" ", 1)[1])
         ax.set(title=variant, xlabel="step", ylabel="training loss (running mean)", yscale="log")
@@ -195,7 +192,7 @@ def loss_curves_figure(runs: dict[str, list[dict]], title: str, out: Path) -> No
     mean over its runs (seeds) with a min-max band. ``runs`` maps a label to result dicts with run_dir."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (label, results) in enumerate(runs.items()):
-        steps, per_step = train_loss_curves(results)
+        steps, per_step = logged_curves(results, "train", "loss")
         if not steps:
             continue
         steps = [s + 1 for s in steps]  # iterations done, counted from 1
@@ -231,17 +228,20 @@ def attention_map(source: list[str], output: list[str], weights, title: str, out
     plt.close(fig)
 
 
-def validation_curves(runs: dict[str, list[dict]], metric: str, title: str, out: Path) -> None:
-    """Validation ``metric`` against minutes of training, one colour per label and one line per seed:
-    how two models compare at any equal budget, not only at the end."""
+def validation_curves(runs: dict[str, list[dict]], metric: str, x: str, title: str, out: Path) -> None:
+    """Validation ``metric`` against the logged ``x`` (``train_seconds``: minutes on this machine;
+    ``train_flops``: compute), one colour per label and one line per seed: how models compare at any
+    equal budget, not only at the end."""
+    scale, unit = {"train_seconds": (1 / 60, "training minutes (this machine)"),
+                   "train_flops": (1e-15, "training PFLOPs")}.get(x, (1, x))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, (label, results) in enumerate(runs.items()):
         for j, result in enumerate(r for r in results if r.get("run_dir")):
-            val = [r for r in read_metrics(Path(result["run_dir"]) / "metrics.jsonl")
-                   if r["split"] == "val" and metric in r]
-            ax.plot([r["train_seconds"] / 60 for r in val], [r[metric] for r in val], "o-", ms=3,
+            val = [r for r in read_jsonl(Path(result["run_dir"]) / "metrics.jsonl")
+                   if r["split"] == "val" and metric in r and x in r]
+            ax.plot([scale * r[x] for r in val], [r[metric] for r in val], "o-", ms=3,
                     color=f"C{i}", alpha=0.8, label=label if j == 0 else None)
-    ax.set(xlabel="training minutes", ylabel=f"validation {metric}", title=title)
+    ax.set(xlabel=unit, ylabel=f"validation {metric}", title=title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
@@ -249,12 +249,12 @@ def validation_curves(runs: dict[str, list[dict]], metric: str, title: str, out:
 
 
 def return_curves(runs: dict[str, list[dict]], title: str, out: Path) -> None:
-    """Score per game against environment steps: training games (running mean, exploring) as a line and
-    the validation games as dots, one colour per label, the mean over seeds with a min-max band."""
+    """Score per game against environment steps (logged as ``env_steps``): training games (running
+    mean, exploring) as a line and the validation games as dots, one colour per label, the mean over
+    seeds with a min-max band."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for i, (label, results) in enumerate(runs.items()):
-        curves = {split: logged_curves(results, split, "return", _environment_steps)
-                  for split in ("train", "val")}
+        curves = {split: logged_curves(results, split, "return", "env_steps") for split in ("train", "val")}
         if not any(steps for steps, _ in curves.values()):
             # A policy that never trains (the random floor): its test score as a level.
             scores = [r["test_return"] for r in results if "test_return" in r]
@@ -274,11 +274,6 @@ def return_curves(runs: dict[str, list[dict]], title: str, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
-
-
-def _environment_steps(result: dict, step: int) -> int:
-    """Environment steps after DQN's procedure step ``step`` (each is ``train_every`` actions)."""
-    return (step + 1) * result["components"]["algorithm"]["config"]["train_every"]
 
 
 def draw_cartpole(x: float, x_dot: float, theta: float, theta_dot: float, width: int = 300,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+
+from ..records import atomic_write_text
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -23,46 +26,58 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join([fmt(headers), "|" + "---|" * len(headers), *(fmt(r) for r in rows)]) + "\n"
 
 
-def verdict_word(holds: bool | None) -> str:
-    return {True: "holds", False: "FAILS", None: "skipped"}[holds]
+def write_text(path: Path, text: str) -> None:
+    atomic_write_text(path, text)
 
 
 def comparison_markdown(comparison) -> str:
     """The Markdown summary of one comparison, with the command that reproduces it."""
     m, v = comparison.milestone, comparison.verdict
     seeds = len(comparison.seeds)
-    command = " ".join(["dlhistory compare", m.key, *comparison.overrides, "--preset", comparison.preset,
-                        "--seeds", str(seeds)])
     return "\n".join([
         f"# {m.year} {m.title}: {m.showed}", "",
         f"{m.citation} <{m.url}>", "",
-        f"Claim ({comparison.preset} preset, {seeds} seeds): {m.claim.statement}.", "",
+        f"Claim ({comparison.preset} preset, {seeds} seeds; stated over {m.claim.seeds}): "
+        f"{m.claim.statement}.", "",
         markdown_table(comparison.headers(), comparison.rows()),
         *([markdown_table(*v.table)] if v and v.table else []),
         f"Paper: {m.claim.paper}.", "",
-        f"**Verdict: the claim {verdict_word(v.holds if v else None)}** ({v.reason if v else ''}).", "",
-        f"Wall time {comparison.seconds:.0f} s. Produced by `{command}`.", "",
+        f"**Verdict: {v.outcome if v else 'none'}** ({v.reason if v else ''}).", "",
+        f"Wall time {comparison.seconds:.0f} s. Produced by `{comparison.command}`.", "",
     ])
 
 
-def review_rows(entries) -> list[list[str]]:
-    """One row per milestone: year, title, changes, the claim metric per variant, verdict."""
-    from ..comparison import format_mean_std
+def comparison_text(comparison) -> str:
+    """The comparison as the terminal shows it: the table, the judge's table, the paper and the verdict."""
+    m, v = comparison.milestone, comparison.verdict
+    parts = [f"{m.year} {m.title} ({comparison.preset}, seeds {comparison.seeds}): {m.claim.statement}",
+             format_table(comparison.headers(), comparison.rows())]
+    if v.table:
+        parts += ["", format_table(*v.table)]
+    parts += [f"paper: {m.claim.paper}", f"claim {v.outcome}: {v.reason}"]
+    figures = ", ".join(str(p) for k, p in comparison.paths.items() if k.startswith("figure"))
+    if comparison.paths:
+        parts.append(f"wall time {comparison.seconds:.0f} s; summary {comparison.paths['md']}; "
+                     f"figures {figures}")
+    return "\n".join(parts)
 
+
+def review_rows(review) -> list[list[str]]:
+    """One row per milestone: year, title, changes, the claim metric per variant, verdict, why."""
     rows = []
-    for e in entries:
-        m = e.milestone
+    for e in review.entries:
+        m, v = e.milestone, e.verdict
         if e.comparison is None:
-            rows.append([str(m.year), m.title, ", ".join(m.changes), "-", "skipped", e.skipped or ""])
+            rows.append([str(m.year), m.title, ", ".join(m.changes), "-", v.outcome, v.reason])
             continue
         c = e.comparison
+        column = next(col for col in c.columns() if col.key == m.claim.metric)
         if len(c.results) > MAX_REVIEW_POINTS:  # a grid: its own table, in the summary, says it better
             values = f"{len(c.results)} points; see the {m.key} table"
         else:
-            values = "; ".join(f"{p}: {format_mean_std(*c.summary(m.claim.metric, p), m.claim.metric)}"
-                               for p in c.results)
-        rows.append([str(m.year), m.title, ", ".join(m.changes), values,
-                     verdict_word(c.verdict.holds), c.verdict.reason])
+            values = "; ".join(f"{p}: {column.format(*c.summary(column.key, p), len(runs))}"
+                               for p, runs in c.results.items())
+        rows.append([str(m.year), m.title, ", ".join(m.changes), values, v.outcome, v.reason])
     return rows
 
 
@@ -70,12 +85,75 @@ MAX_REVIEW_POINTS = 8
 REVIEW_HEADERS = ["year", "milestone", "changed", "claim metric (mean ± std over seeds)", "claim", "why"]
 
 
-def review_markdown(entries, preset: str, seeds: int | None, seconds: float) -> str:
-    command = f"dlhistory review --preset {preset}" + (f" --seeds {seeds}" if seeds else "")
-    parts = [f"# dlhistory review ({preset} preset)", "",
-             f"Produced by `{command}` in {seconds / 60:.1f} minutes.", "",
-             markdown_table(REVIEW_HEADERS, review_rows(entries))]
-    for e in entries:
+def review_markdown(review) -> str:
+    parts = [f"# dlhistory review ({review.preset} preset)", "",
+             f"Produced by `{review.command}` in {review.seconds / 60:.1f} minutes.", "",
+             markdown_table(REVIEW_HEADERS, review_rows(review))]
+    for e in review.entries:
         if e.comparison is not None:
             parts.append(comparison_markdown(e.comparison).replace("# ", "## ", 1))
     return "\n".join(parts)
+
+
+def review_text(review) -> str:
+    seeds = review.seeds or "each claim's"
+    minutes = review.seconds / 60
+    return "\n".join([f"dlhistory review ({review.preset} preset, {seeds} seeds, {minutes:.1f} min)",
+                      format_table(REVIEW_HEADERS, review_rows(review)),
+                      f"summary: {review.paths.get('md')} and {review.paths.get('json')}"])
+
+
+def timeline_text(milestones) -> str:
+    rows = [[str(m.year), m.key, m.title, ", ".join(m.changes), m.showed] for m in milestones]
+    return format_table(["year", "key", "milestone", "changed", "what it showed"], rows)
+
+
+def milestone_text(m, preset: str, variant: str | None, overrides: tuple[str, ...]) -> str:
+    """A milestone's history, the four components of a recipe with every config value, what each
+    baseline swaps, and the claim."""
+    from ..config import apply_overrides, flat_items
+    from ..spec import KINDS
+
+    recipe = apply_overrides(m.recipe(preset, variant), overrides)
+    lines = [f"{m.year} {m.title} ({m.key}): {m.showed}", f"  {m.citation}", f"  {m.url}", "",
+             f"recipe: {variant or m.variant} @ {preset}"]
+    for kind in KINDS:
+        component = getattr(recipe, kind)
+        lines.append(f"  {kind:<9} {component.name}")
+        lines += [f"      {kind}.{key} = {value!r}" for key, value in flat_items(component.config)]
+    lines += ["", f"changes vs the baselines: {', '.join(m.changes)}"]
+    ours = m.recipe(preset)
+    for baseline in m.baselines:
+        other = m.recipe(preset, baseline)
+        lines.append(f"  baseline {baseline}:")
+        lines += [f"    {kind:<9} {getattr(ours, kind).name} -> {getattr(other, kind).name}"
+                  for kind in other.differs_from(ours)]
+    lines += ["", f"claim ({m.claim.seeds} seeds): {m.claim.statement}"]
+    if m.claim.thresholds:
+        sign = ">=" if m.claim.direction == "max" else "<="
+        lines.append("  thresholds: " + ", ".join(f"{p} {m.claim.metric} {sign} {t}"
+                                                 for p, t in m.claim.thresholds.items()))
+    lines.append(f"  paper: {m.claim.paper}")
+    if m.tools:
+        lines.append(f"\ntools: {', '.join(t.name for t in m.tools)}")
+    return "\n".join(lines)
+
+
+def result_text(result: dict) -> str:
+    """One run's final metrics, what it cost, and where it is."""
+    keys = [k for k in result if k.startswith(("train_", "val_", "test_")) and k != "train_flops"]
+    keys += ["steps", "train_flops", "flops_per_s", "samples_per_s", "parameters", "precision", "device"]
+    rows = [[k, _value(result.get(k))] for k in keys if k in result]
+    return format_table(["metric", "value"], rows) + f"\nrun directory: {result['run_dir']}"
+
+
+def sweep_text(sweep) -> str:
+    headers = list(sweep.rows[0])
+    table = format_table(headers, [[_value(r[h]) for h in headers] for r in sweep.rows])
+    return f"{table}\nresults: {sweep.paths['csv']}; figure: {sweep.paths['figure']}"
+
+
+def _value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) >= 1e6 else f"{value:.4f}"
+    return str(value)
