@@ -77,7 +77,8 @@ class Pretrain(OptimizerState):
         self.config, self.nets, self.loss, self.data = config, nets, loss, data
         self.total_steps = config.steps
         self.modules = {k: nets[k] for k in ("encoder", "decoder")}
-        self.optimizer = torch.optim.Adam([p for m in self.modules.values() for p in m.parameters()], config.lr)
+        params = [p for m in self.modules.values() for p in m.parameters()]
+        self.optimizer = torch.optim.Adam(params, config.lr)
 
     def cost_key(self, step: int) -> int:
         return 0
@@ -124,7 +125,8 @@ def phases(config: PhasesConfig, nets, loss, data, ctx) -> tuple[Phase, ...]:
     return (Phase("pretrain", config.pretrain, Pretrain), Phase("probe", config.probe, Probe))
 
 
-RECIPE = Recipe(Component("digits", digits_data, DigitsConfig()), Component("autoencoder", nets, NetsConfig()),
+RECIPE = Recipe(Component("digits", digits_data, DigitsConfig()),
+                Component("autoencoder", nets, NetsConfig()),
                 Component("reconstruction+ce", losses, LossConfig()),
                 Component("pretrain-then-probe", phases, PhasesConfig()))
 TOY = Milestone(key="toy", year=2020, title="Toy", citation="", url="", showed="", variant="probe",
@@ -133,9 +135,9 @@ TOY = Milestone(key="toy", year=2020, title="Toy", citation="", url="", showed="
 
 
 def toy_run(runs: Path, *overrides: str, seed: int = 0, **options) -> dict:
-    return runner.run(TOY, runner.RunOptions(preset="smoke", seed=seed, overrides=overrides, runs_dir=str(runs),
-                                             precision="fp32", progress=False, evals=2, checkpoint_every=4,
-                                             **options))
+    options = {"precision": "fp32", "progress": False, "evals": 2, "checkpoint_every": 4, **options}
+    return runner.run(TOY, runner.RunOptions(preset="smoke", seed=seed, overrides=overrides,
+                                             runs_dir=str(runs), **options))
 
 
 def phase_dirs(runs: Path) -> list[Path]:
@@ -258,9 +260,8 @@ def test_two_processes_cannot_hold_one_run_directory(env, tmp_path):
     from dlhistory.errors import UsageError
     from dlhistory.records import hold
 
-    with hold(tmp_path / "run"), pytest.raises(UsageError, match="in use by process"):
-        with hold(tmp_path / "run"):
-            pass
+    with hold(tmp_path / "run"), pytest.raises(UsageError, match="in use by process"), hold(tmp_path / "run"):
+        pass
 
 
 def test_the_config_of_a_phase_is_an_override(env):
