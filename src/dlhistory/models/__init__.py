@@ -1,1 +1,0 @@
-"""Model components shared by two or more milestones."""
