@@ -435,3 +435,40 @@ def test_denormals_are_flushed_only_during_a_run(run_env, tmp_path, monkeypatch)
     dlhistory.run("adam", preset="smoke", runs_dir=str(tmp_path), progress=False, evals=1)
     assert seen and all(v == 0.0 for v in seen)
     assert (torch.tensor([1e-40]) * 1.0).item() > 0  # restored for whatever the process runs next
+
+
+# ------------------------------------------------------------------------------------------------
+# A comparison (and so a review) continues where it stopped
+
+
+def test_an_interrupted_compare_continues_the_interrupted_run(env, reference, tmp_path, monkeypatch):
+    import dataclasses
+
+    from dlhistory import comparison
+    from dlhistory.spec import Point
+
+    tiny = tuple(f"{k}={v}" for k, v in TINY.items())
+    resnet = catalogue.get("resnet")
+    one_point = dataclasses.replace(resnet, claim=dataclasses.replace(
+        resnet.claim, points=lambda m, preset: [Point("residual", "tiny", tiny)], seeds=1))
+    options = {"runs_dir": str(tmp_path), "precision": "fp32", "evals": 2, "checkpoint_every": 3,
+               "progress": False, "first_seed": SEED, "log": lambda _: None}
+    with monkeypatch.context() as m:
+        interrupt_at(m, 7)
+        with pytest.raises(KeyboardInterrupt):
+            comparison.compare(one_point, "smoke", 1, **options)
+    (run_dir,) = run_dirs(tmp_path)
+    said = []
+    c = comparison.compare(one_point, "smoke", 1, **{**options, "log": said.append})
+    assert any(f"continuing {run_dir}" in line for line in said), said
+    assert run_dirs(tmp_path) == [run_dir]
+    assert_same_final_metrics(reference["a"], c.results["residual tiny"][0])
+    # and a third time, the finished run is reused
+    said.clear()
+    comparison.compare(one_point, "smoke", 1, **{**options, "log": said.append})
+    assert any(f"reused {run_dir}" in line for line in said), said
+
+
+def test_resume_refuses_a_run_that_has_ended(env, reference):
+    with pytest.raises(UsageError, match="has ended"):
+        dlhistory.run("resnet", resume=reference["a"]["run_dir"], progress=False)

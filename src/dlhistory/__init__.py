@@ -50,10 +50,9 @@ def compare(milestone: str, preset: str = "cpu", seeds: int | None = None, **opt
 def sweep(milestone: str, items: list[str], preset: str = "cpu", seeds: int = 1, **options: Any):
     """Run a grid of overrides (``["algorithm.lr=1e-4:1e-1:7", "model.n=1,3"]``) over seeds, resumably,
     and write results.csv and sweep.png (``sweep.paths``); ``sweep.rows`` holds the table."""
-    from . import catalogue
-    from . import sweep as _sweep
+    from . import catalogue, grid
 
-    return _sweep.sweep(catalogue.get(milestone), list(items), preset, seeds, **options)
+    return grid.sweep(catalogue.get(milestone), list(items), preset, seeds, **options)
 
 
 def review(preset: str = "cpu", seeds: int | None = None, only: list[str] | None = None, **options: Any):

@@ -5,7 +5,7 @@ bar. With more, they run in fresh worker processes that split the cores between 
 two cores poorly, so two one-thread runs finish sooner than two two-thread runs in turn). A run that
 diverges is a result, not a crash: at a too-large learning rate that is the finding. A run that has
 already been made (same identity: recipe configs, seed, precision, code version) is reused, not
-repeated, unless ``reuse`` is off.
+repeated, and one that was interrupted is continued from its checkpoint, unless ``reuse`` is off.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from .hardware import resolve
-from .records import find_finished
+from .records import find_finished, find_unfinished
 from .runner import Diverged, RunOptions, load_recipe, run, run_config
 from .spec import Milestone
 
@@ -32,13 +32,17 @@ def run_point(milestone: Milestone, options: RunOptions) -> dict[str, Any]:
                 "seed": options.seed, "run_dir": getattr(e, "run_dir", None)}
 
 
-def finished_run(milestone: Milestone, options: RunOptions) -> dict[str, Any] | None:
-    """The result of a run that already ran ``options`` to its end with this code, or None."""
+def made_before(milestone: Milestone, options: RunOptions) -> tuple[dict | None, RunOptions]:
+    """(the result of a run that already ran ``options`` to its end with this code, or None; the options
+    to run otherwise: resuming an interrupted run of the same identity where there is one)."""
     variant = options.variant or milestone.variant
     recipe = load_recipe(milestone, options.preset, variant, options.overrides)
     device, bf16 = resolve(options.device, options.precision)
     config = run_config(milestone, recipe, variant, options, device.type, "bf16" if bf16 else "fp32")
-    return find_finished(options.runs_dir, milestone.key, variant, config["identity"])
+    wanted = config["identity"]
+    found = find_finished(options.runs_dir, milestone.key, variant, wanted)
+    interrupted = None if found else find_unfinished(options.runs_dir, milestone.key, variant, wanted)
+    return found, dataclasses.replace(options, resume=str(interrupted)) if interrupted else options
 
 
 def execute(milestone: Milestone, runs: list[RunOptions], workers: int = 1,
@@ -53,10 +57,16 @@ def execute(milestone: Milestone, runs: list[RunOptions], workers: int = 1,
         load_recipe(milestone, options.preset, options.variant, options.overrides)
     names = names or [f"{o.variant or milestone.variant} {' '.join(o.overrides)} seed {o.seed}" for o in runs]
     todo = []
+    runs = list(runs)
     for i, options in enumerate(runs):
-        found = finished_run(milestone, options) if reuse else None
+        if not reuse:
+            todo.append(i)
+            continue
+        found, runs[i] = made_before(milestone, options)
         if found is None:
             todo.append(i)
+            if runs[i].resume:
+                log(f"[{milestone.key} {options.preset}] {names[i]}: continuing {runs[i].resume}")
             continue
         log(f"[{milestone.key} {options.preset}] {names[i]}: reused {found['run_dir']}")
         yield i, found

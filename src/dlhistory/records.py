@@ -78,6 +78,12 @@ def read_result(run_dir: Path) -> dict | None:
         return None
 
 
+def result_status(run_dir: Path) -> str | None:
+    """'complete' or 'diverged' for a run that ended, None for one that is running or was interrupted."""
+    result = read_result(run_dir)
+    return None if result is None else result.get("status")
+
+
 def is_finished(run_dir: Path) -> bool:
     """The run completed: its result says so (a diverged or interrupted run has not)."""
     result = read_result(run_dir)
@@ -87,17 +93,32 @@ def is_finished(run_dir: Path) -> bool:
 def find_finished(runs_dir: str, milestone: str, variant: str, wanted: str) -> dict | None:
     """The result of the newest run with identity ``wanted`` that ran to its end (completed, or
     diverged: that is a result too), or None. A run that was interrupted is never used."""
+    for run_dir in _same_runs(runs_dir, milestone, variant, wanted):
+        result = read_result(run_dir)
+        if result is not None and result.get("status") in ("complete", "diverged"):
+            return {**result, "run_dir": str(run_dir), "reused": True}
+    return None
+
+
+def find_unfinished(runs_dir: str, milestone: str, variant: str, wanted: str) -> Path | None:
+    """The newest run with identity ``wanted`` that was interrupted after a checkpoint and that no
+    process holds now: the run to continue (``--resume``) instead of starting it again."""
+    for run_dir in _same_runs(runs_dir, milestone, variant, wanted):
+        checkpointed = (run_dir / "checkpoint.safetensors").exists()
+        if read_result(run_dir) is None and checkpointed and not held(run_dir):
+            return run_dir
+    return None
+
+
+def _same_runs(runs_dir: str, milestone: str, variant: str, wanted: str) -> Iterator[Path]:
+    """The runs of a milestone's variant whose identity is ``wanted``, newest first."""
     for run_dir in reversed(runs_of(runs_dir, milestone, variant)):
         try:
             config = json.loads((run_dir / "config.json").read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if config.get("identity") != wanted:
-            continue
-        result = read_result(run_dir)
-        if result is not None and result.get("status") in ("complete", "diverged"):
-            return {**result, "run_dir": str(run_dir), "reused": True}
-    return None
+        if config.get("identity") == wanted:
+            yield run_dir
 
 
 def identity(config: dict[str, Any]) -> str:
@@ -139,6 +160,15 @@ def hold(directory: Path, wait: bool = False) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def held(directory: Path) -> bool:
+    """Whether some process holds ``directory`` now (see :func:`hold`)."""
+    try:
+        with hold(directory):
+            return False
+    except UsageError:
+        return True
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -51,6 +51,7 @@ from .records import (
     identity,
     new_run_dir,
     read_result,
+    result_status,
     versions,
     write_json,
 )
@@ -162,6 +163,9 @@ def resolve_resume(milestone: Milestone, options: RunOptions) -> tuple[RunOption
         raise UsageError(f"--resume {run_dir} is a run of {saved['milestone']!r}, not {milestone.key!r}")
     if options.overrides and list(options.overrides) != saved["overrides"]:
         raise UsageError("--resume continues a run as it was configured; drop the overrides")
+    ended = result_status(run_dir)
+    if ended is not None:
+        raise UsageError(f"--resume {run_dir}: this run has ended ({ended}); start a new run instead")
     return dataclasses.replace(options, preset=saved["preset"], variant=saved["variant"], seed=saved["seed"],
                                overrides=tuple(saved["overrides"]), precision=saved["precision"]), run_dir
 

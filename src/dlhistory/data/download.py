@@ -15,7 +15,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dlhistory.errors import DataError
+from dlhistory.records import atomic_write
 
 _CHUNK = 1 << 20  # 1 MiB: large enough to be fast, small enough to never hold a dataset in memory
 _TIMEOUT_S = 60.0  # a stalled server must not hang a run forever
@@ -140,26 +140,18 @@ def _stream_into(url: str, out: BinaryIO) -> None:
 def _download(url: str, dest: Path, f: RemoteFile) -> None:
     """Download ``url`` to ``dest`` atomically; raise ``OSError``/``ValueError``/``HTTPException`` on failure.
 
-    The bytes go to a ``.part`` file beside ``dest`` that is checked (length, then checksum), flushed
-    to disk and only then renamed onto ``dest``, so ``dest`` is either the verified file or untouched.
+    The bytes go to a file beside ``dest`` that is checked (length, then checksum), flushed to disk and
+    only then renamed onto ``dest`` (:func:`~dlhistory.records.atomic_write`), so ``dest`` is either the
+    verified file or untouched, and an interruption leaves nothing behind.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path: Path | None = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False
-        ) as tmp:
-            tmp_path = Path(tmp.name)
-            _stream_into(url, tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())  # the bytes must be on disk before the name says they are there
-        if not verify(tmp_path, f):
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as out:
+            _stream_into(url, out)
+        if not verify(tmp, f):
             raise ValueError("checksum mismatch")
-        os.replace(tmp_path, dest)  # atomic, and replaces a corrupt file left in the cache
-    except BaseException:  # KeyboardInterrupt too: never leave a partial file behind
-        if tmp_path is not None:
-            tmp_path.unlink(missing_ok=True)
-        raise
+
+    atomic_write(dest, write)
 
 
 def _not_found(f: RemoteFile, looked: list[Path], corrupt: list[Path], failures: list[str]) -> DataError:
