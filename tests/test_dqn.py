@@ -1,4 +1,5 @@
-"""2013 DQN: the replay memory's layout and sampling, the environments, the TD loss, runs and ``play``.
+"""2013 DQN: the replay memory's layout and sampling, the environments, the TD loss, the judge, runs and
+the ``play`` tool.
 
 The replay memory is checked against a naive agent that keeps its own frame stack (a deque refilled
 with the first frame at every episode start): every state the memory rebuilds, across episode
@@ -7,9 +8,9 @@ boundaries and after the circular array wrapped, must be the one the agent saw.
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
-import subprocess
-import sys
 from collections import deque
 from pathlib import Path
 
@@ -18,26 +19,32 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import dlhistory
-from dlhistory import catalogue, checkpoint
-from dlhistory.algorithms.dqn import DQN as DQNProcedure
-from dlhistory.algorithms.dqn import DQNConfig, epsilon
+from dlhistory import checkpoint, runner
 from dlhistory.algorithms.replay import ReplayMemory, Transitions
 from dlhistory.data.environments import AtariConfig, CartPoleConfig, Environments
 from dlhistory.errors import UsageError
 from dlhistory.milestones import dqn as milestone_dqn
-from dlhistory.milestones.dqn import TDConfig, TemporalDifference
+from dlhistory.milestones.dqn import DQN as DQNProcedure
+from dlhistory.milestones.dqn import PLAY, DQNConfig, TDConfig, TemporalDifference, epsilon
+from dlhistory.spec import Context
 
-DQN = catalogue.get("dqn")
+DQN = milestone_dqn.MILESTONE
 
 
 @pytest.fixture
 def env(monkeypatch):
-    """One thread (the machine is shared) and an empty runs directory per test."""
+    """One thread (the machine is shared); tests give each run an empty runs directory."""
     threads = torch.get_num_threads()
     monkeypatch.setenv("DLHISTORY_THREADS", "1")
     yield
     torch.set_num_threads(threads)
+
+
+def run(preset: str = "smoke", variant: str | None = None, overrides: dict | None = None, **options):
+    """One run of the DQN milestone, without a progress bar."""
+    items = tuple(f"{k}={v}" for k, v in (overrides or {}).items())
+    return runner.run(DQN, runner.RunOptions(preset=preset, variant=variant, overrides=items, progress=False,
+                                             **options))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -201,6 +208,11 @@ def test_epsilon_anneals_linearly_then_holds():
     assert [epsilon(config, s) for s in (0, 50, 100, 1000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
 
 
+def test_a_memory_smaller_than_learning_starts_is_refused():
+    with pytest.raises(ValueError, match="learning_starts < memory"):
+        DQNConfig(memory=1000, learning_starts=1000)
+
+
 class _Fixed(torch.nn.Module):
     """A 'network' whose Q-values are a fixed table indexed by the state's single number."""
 
@@ -230,25 +242,82 @@ def test_huber_is_squared_near_zero_and_linear_beyond():
     assert float(mse(q, y)) == pytest.approx((0.25 + 9.0) / 2)
 
 
+def test_the_cost_key_says_what_a_step_will_do(env, monkeypatch):
+    """The runner counts FLOPs once per cost key: the key, asked before a step, must say whether it takes
+    a gradient step and how many of its actions are greedy (a forward pass each), without drawing."""
+    torch.set_num_threads(1)  # as the runner would (the env fixture restores it)
+    recipe = DQN.recipe("smoke")
+    data = recipe.data(Context())
+    procedure = recipe.algorithm(recipe.model(data), recipe.loss(), data, Context())
+    forward = type(procedure.model).forward
+    passes = []
+    monkeypatch.setattr(type(procedure.model), "forward",
+                        lambda self, x: passes.append(len(x)) or forward(self, x))
+    keys, done = [], []
+    for step in range(60):  # learning starts at 200 transitions: step 19 (10 actions per step)
+        keys.append(procedure.cost_key(step))
+        passes.clear()
+        learned = "loss" in procedure.update(step)
+        done.append((learned, passes.count(1)))  # the greedy actions' forward passes, one state each
+    assert keys == done
+    assert [k[0] for k in keys].index(True) == 19 and all(k[0] for k in keys[19:])
+    assert len(set(keys)) > 3  # epsilon falls from 1 over 1000 steps: more greedy actions
+
+
+# ------------------------------------------------------------------------------------------------
+# The claim
+
+
+def _results(ours, linear=100.0, random=20.0):
+    results = {"dqn": [{"status": "complete", "test_return": v} for v in ours],
+               "dqn double": [{"status": "complete", "test_return": 480.0}]}
+    if linear is not None:
+        results["linear"] = [{"status": "complete", "test_return": linear}]
+    if random is not None:
+        results["random"] = [{"status": "complete", "test_return": random}]
+    return results
+
+
 def test_the_judge_counts_seeds_on_cartpole():
-    def results(ours):
-        return {"dqn": [{"test_return": v} for v in ours], "linear": [{"test_return": 100.0}],
-                "random": [{"test_return": 20.0}]}
+    verdict = milestone_dqn.judge(DQN, "cpu", _results([500, 500, 480, 475, 100]))
+    assert verdict.outcome == "holds" and "4 of 5 seeds" in verdict.reason
+    verdict = milestone_dqn.judge(DQN, "cpu", _results([500, 500, 480, 300, 100]))
+    assert verdict.outcome == "FAILS" and "3 of 5 seeds" in verdict.reason
+    verdict = milestone_dqn.judge(DQN, "cpu", _results([500] * 5, linear=500.0))
+    assert verdict.outcome == "FAILS" and "beats linear (500.0) NO" in verdict.reason
+    headers, rows = verdict.table
+    assert headers[:2] == ("variant", "seed 0") and rows[0][:2] == ("dqn", "500.0")
 
-    assert milestone_dqn.judge(DQN, "cpu", results([500, 500, 480, 475, 100])).holds
-    verdict = milestone_dqn.judge(DQN, "cpu", results([500, 500, 480, 300, 100]))
-    assert not verdict.holds and "3 of 5 seeds" in verdict.reason
+
+def test_a_missing_baseline_is_not_judged():
+    verdict = milestone_dqn.judge(DQN, "cpu", _results([500] * 5, linear=None))
+    assert verdict.outcome == "not judged" and "missing baseline linear" in verdict.reason
+    # Breakout needs only the random floor (no linear learner on pixels).
+    breakout = {"dqn": [{"status": "complete", "test_return": 12.0}] * 5}
+    verdict = milestone_dqn.judge(DQN, "cpu-breakout", breakout)
+    assert verdict.outcome == "not judged" and "missing baseline random" in verdict.reason
+    breakout["random"] = [{"status": "complete", "test_return": 1.5}]
+    verdict = milestone_dqn.judge(DQN, "cpu-breakout", breakout)
+    assert verdict.outcome == "holds", verdict.reason
 
 
-def test_env_picks_the_preset():
-    assert DQN.preset_for("cpu", None) == "cpu"
-    assert DQN.preset_for("cpu", "cartpole") == "cpu"
-    assert DQN.preset_for("cpu", "breakout") == "cpu-breakout"
-    assert DQN.preset_for("full", "breakout") == "full"
-    with pytest.raises(UsageError, match="environments: breakout, cartpole"):
-        DQN.preset_for("cpu", "pong")
-    with pytest.raises(UsageError, match="no environments"):
-        catalogue.get("alexnet").preset_for("cpu", "breakout")
+def test_a_diverged_run_fails_the_claim_by_name():
+    results = _results([500] * 5)
+    results["dqn"][2] = {"status": "diverged", "error": "loss became NaN/Inf by step 7"}
+    verdict = milestone_dqn.judge(DQN, "cpu", results)
+    assert verdict.outcome == "FAILS" and "dqn diverged" in verdict.reason
+    assert ("dqn", "500.0", "500.0", "diverged", "500.0", "500.0") in verdict.table[1]
+    # Double DQN is run alongside, not judged: its divergence is said, not counted.
+    results = _results([500] * 5)
+    results["dqn double"] = [{"status": "diverged"}]
+    verdict = milestone_dqn.judge(DQN, "cpu", results)
+    assert verdict.outcome == "holds" and "dqn double diverged (not part of the claim)" in verdict.reason
+
+
+def test_the_claim_reports_its_columns():
+    keys = [m.key for m in DQN.claim.columns]
+    assert keys[0] == "test_return" and {"test_return_last", "train_return", "steps", "train_seconds",
+                                         "train_flops"} <= set(keys)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -256,7 +325,7 @@ def test_env_picks_the_preset():
 
 
 def test_breakout_smoke_run(env, tmp_path):
-    result = dlhistory.run("dqn", preset="smoke-breakout", runs_dir=str(tmp_path), progress=False, evals=2)
+    result = run("smoke-breakout", runs_dir=str(tmp_path), evals=2)
     assert result["status"] == "complete" and result["steps"] == 100
     assert math.isfinite(result["test_return"]) and result["test_return"] >= 0
     for name in ("model", "target", "selected"):
@@ -264,30 +333,42 @@ def test_breakout_smoke_run(env, tmp_path):
 
 
 def test_the_random_baseline_only_plays(env, tmp_path):
-    result = dlhistory.run("dqn", preset="smoke", variant="random", runs_dir=str(tmp_path), progress=False)
+    result = run(variant="random", runs_dir=str(tmp_path))
     assert result["steps"] == 0 and result["parameters"] == 0 and result["train_games"] == 0
     assert 8 <= result["test_return"] <= 60  # random CartPole lasts about 22 steps
+
+
+def test_a_smoke_run_logs_scores_against_environment_steps(env, tmp_path):
+    result = run(runs_dir=str(tmp_path), evals=2)
+    records = [json.loads(line) for line in (Path(result["run_dir"]) / "metrics.jsonl").open()]
+    train = [r for r in records if r["split"] == "train" and "return" in r]
+    val = [r for r in records if r["split"] == "val"]
+    assert train and val and all("env_steps" in r for r in train + val)
+    assert val[-1]["env_steps"] == 2000 and result["train_flops"] > 0
+    assert DQNProcedure.panels[0].x == "env_steps"
+    assert (Path(result["run_dir"]) / "curves.png").exists()
 
 
 def test_dqn_learns_cartpole_on_a_small_budget(env, tmp_path):
     """30k environment steps of the cpu preset (seconds): the greedy policy already balances far longer
     than a random one."""
-    options = dict(preset="cpu", runs_dir=str(tmp_path), progress=False, evals=5,
+    options = dict(preset="cpu", runs_dir=str(tmp_path), evals=5,
                    overrides={"algorithm.steps": 30_000, "algorithm.exploration_steps": 10_000,
                               "algorithm.val_episodes": 5, "algorithm.test_episodes": 10})
-    learned = dlhistory.run("dqn", **options)
-    floor = dlhistory.run("dqn", variant="random", **options)
+    learned = run(**options)
+    floor = run(variant="random", **options)
     assert learned["test_return"] > 3 * floor["test_return"], (learned["test_return"], floor["test_return"])
 
 
 def test_resume_with_the_replay_memory_is_exact(env, tmp_path, monkeypatch):
     """Interrupted at step 130 of 200 (checkpoint after step 119), resumed: the same games, the same
-    weights. The checkpoint holds the memory, the game in progress and every random generator."""
-    def run(runs, **kwargs):
-        return dlhistory.run("dqn", preset="smoke", seed=4, runs_dir=str(runs), progress=False, evals=2,
-                             checkpoint_every=60, save_replay=True, **kwargs)
+    weights. With ``algorithm.save_buffer=true`` the checkpoint holds the memory, the game in progress
+    and every random generator."""
+    def go(runs, **kwargs):
+        return run(seed=4, runs_dir=str(runs), evals=2, checkpoint_every=60, **kwargs)
 
-    whole = run(tmp_path / "whole")
+    buffered = {"algorithm.save_buffer": "true"}
+    whole = go(tmp_path / "whole", overrides=buffered)
     update = DQNProcedure.update
 
     def interrupted(self, step):
@@ -298,11 +379,11 @@ def test_resume_with_the_replay_memory_is_exact(env, tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(DQNProcedure, "update", interrupted)
         with pytest.raises(KeyboardInterrupt):
-            run(tmp_path / "half")
+            go(tmp_path / "half", overrides=buffered)
     (run_dir,) = (tmp_path / "half" / "dqn" / "dqn").iterdir()
     assert checkpoint.load(run_dir / "checkpoint.safetensors")["procedure"]["memory"] is not None
-    resumed = run(tmp_path / "half", resume=str(run_dir))
-    for key in ("test_return", "val_return", "train_return", "train_games", "steps"):
+    resumed = go(tmp_path / "half", resume=str(run_dir))
+    for key in ("test_return", "val_return", "train_return", "train_games", "steps", "train_flops"):
         assert resumed[key] == whole[key], key
     a = load_file(str(Path(whole["run_dir"]) / "model.safetensors"))
     b = load_file(str(run_dir / "model.safetensors"))
@@ -310,37 +391,88 @@ def test_resume_with_the_replay_memory_is_exact(env, tmp_path, monkeypatch):
 
 
 def test_checkpoints_leave_the_memory_out_unless_asked(env, tmp_path):
-    result = dlhistory.run("dqn", preset="smoke", runs_dir=str(tmp_path), progress=False, evals=1)
+    result = run(runs_dir=str(tmp_path), evals=1)
     state = checkpoint.load(Path(result["run_dir"]) / "checkpoint.safetensors")
     assert state["procedure"]["memory"] is None
 
 
-def test_play_writes_a_gif_and_prints_scores(env, tmp_path):
-    dlhistory.run("dqn", preset="smoke", runs_dir=str(tmp_path), progress=False, evals=1)
+# ------------------------------------------------------------------------------------------------
+# The play tool
+
+
+def _play(*argv: str) -> None:
+    """``dlhistory play dqn ARGV``, as the command line calls the tool."""
+    parser = argparse.ArgumentParser(prog="dlhistory play", exit_on_error=False)
+    PLAY.arguments(parser)
+    PLAY.main(DQN, parser.parse_args(["dqn", *argv]))
+
+
+def test_play_is_the_milestones_tool():
+    assert DQN.tools == (PLAY,) and PLAY.name == "play"
+
+
+def test_env_picks_the_preset():
+    assert milestone_dqn.preset_for(DQN, "cpu", None) == "cpu"
+    assert milestone_dqn.preset_for(DQN, "cpu", "cartpole") == "cpu"
+    assert milestone_dqn.preset_for(DQN, "cpu", "breakout") == "cpu-breakout"
+    assert milestone_dqn.preset_for(DQN, "smoke", "breakout") == "smoke-breakout"
+    assert milestone_dqn.preset_for(DQN, "full", "breakout") == "full"
+    with pytest.raises(UsageError, match="no 'full' preset for --env cartpole"):
+        milestone_dqn.preset_for(DQN, "full", "cartpole")
+    with pytest.raises(UsageError, match="'gpu'"):
+        milestone_dqn.preset_for(DQN, "gpu", None)
+
+
+def test_play_writes_a_gif_and_prints_scores(env, tmp_path, capsys):
+    result = run(runs_dir=str(tmp_path), evals=1)
     gif = tmp_path / "out" / "cartpole.gif"
-    done = subprocess.run([sys.executable, "-m", "dlhistory", "play", "dqn", "--preset", "smoke",
-                           "--episodes", "2", "--gif", str(gif), "--runs-dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.count("score") == 2
+    _play("--preset", "smoke", "--episodes", "2", "--gif", str(gif), "--runs-dir", str(tmp_path))
+    out, err = capsys.readouterr()
+    assert out.count("score") == 2 and result["run_dir"] in err
     from PIL import Image
 
     with Image.open(gif) as image:
         assert image.n_frames > 2 and image.size == (300, 200)  # Pillow merges repeated frames
-    scores = [float(line.rsplit(" ", 1)[1]) for line in done.stdout.splitlines()]
-    assert f"({int(sum(scores)) + 2} frames)" in done.stderr  # CartPole scores 1 per step, + the start
+    scores = [float(line.rsplit(" ", 1)[1]) for line in out.splitlines()]
+    assert f"({int(sum(scores)) + 2} frames)" in err  # CartPole scores 1 per step, + the start
+    assert [p.name for p in gif.parent.iterdir()] == ["cartpole.gif"]  # no temporary file left
+
+
+def test_play_never_picks_a_run_that_did_not_complete(env, tmp_path, capsys):
+    """A diverged (or interrupted) run is not played; the newest completed one is, or none."""
+    def fake(name: str, status: str | None) -> Path:
+        run_dir = tmp_path / "dqn" / "dqn" / name
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.json").write_text(json.dumps({"milestone": "dqn", "preset": "smoke"}))
+        if status:
+            (run_dir / "result.json").write_text(json.dumps({"status": status}))
+        return run_dir
+
+    diverged = fake("diverged", "diverged")
+    with pytest.raises(UsageError, match="no finished smoke runs of dqn/dqn"):
+        _play("--preset", "smoke", "--runs-dir", str(tmp_path))
+    with pytest.raises(UsageError, match="did not complete"):
+        _play("--checkpoint", str(diverged))
+    complete = run(runs_dir=str(tmp_path), evals=1)
+    fake("interrupted", None)  # newer, but without a result
+    _play("--preset", "smoke", "--episodes", "1", "--runs-dir", str(tmp_path))
+    assert f"playing dqn/dqn (smoke): {complete['run_dir']}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--episodes", "0"], "--episodes 0"),
+    (["--episodes", "0"], "--episodes 0: play at least 1 game"),
     (["--gif", "out.png"], "must end in .gif"),
-    (["--env", "pong"], "no 'cpu' preset for --env pong"),
-    ([], "no trained cpu run of dqn/dqn"),
+    (["--variant", "linaer"], "did you mean: linear"),
+    (["--preset", "full", "--env", "cartpole"], "no 'full' preset for --env cartpole"),
+    ([], "no finished cpu runs of dqn/dqn"),
 ])
-def test_play_bad_input_is_one_line_and_exit_2(env, tmp_path, args, message):
-    done = subprocess.run([sys.executable, "-m", "dlhistory", "play", "dqn", "--runs-dir", str(tmp_path),
-                           *args],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+def test_play_bad_input_is_one_line(tmp_path, args, message):
+    with pytest.raises(UsageError, match=message) as raised:
+        _play("--runs-dir", str(tmp_path), "--gif", str(tmp_path / "x.gif"), *args)
+    assert "\n" not in str(raised.value)
     assert not list(tmp_path.glob("**/*.gif"))
+
+
+def test_play_knows_only_its_environments():
+    with pytest.raises(argparse.ArgumentError, match="invalid choice: 'pong'"):
+        _play("--env", "pong")
