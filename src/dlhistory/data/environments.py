@@ -23,6 +23,7 @@ use disjoint environment seeds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -104,8 +105,6 @@ class CartPole:
 
     def render(self) -> np.ndarray:
         """An RGB picture of the cart and pole (drawn here: gymnasium's renderer needs pygame)."""
-        from ..report.figures import draw_cartpole
-
         return draw_cartpole(*self.env.state)
 
     def state_dict(self) -> dict[str, Any]:
@@ -264,3 +263,22 @@ class Environments:
 def environments(config: CartPoleConfig | AtariConfig, ctx: Context) -> Environments:
     """The data component's builder."""
     return Environments(config, ctx.seed, ctx.rank)
+
+
+def draw_cartpole(x: float, x_dot: float, theta: float, theta_dot: float, width: int = 300,
+                  height: int = 200):
+    """An RGB picture (height, width, 3) of CartPole's state: the cart on its track, the pole at its angle
+    (gymnasium draws it with pygame; this needs only Pillow)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    scale = width / 4.8  # the track spans x in [-2.4, 2.4]
+    track, cart_x = int(0.7 * height), width / 2 + x * scale
+    draw.line([(0, track), (width, track)], fill="black")
+    draw.rectangle([cart_x - 25, track - 15, cart_x + 25, track + 15], fill="black")
+    pole = 1.0 * scale  # the pole is 1.0 long (twice gymnasium's half-length 0.5)
+    tip = (cart_x + pole * math.sin(theta), track - 15 - pole * math.cos(theta))
+    draw.line([(cart_x, track - 15), tip], fill=(202, 152, 101), width=8)
+    draw.ellipse([cart_x - 4, track - 19, cart_x + 4, track - 11], fill=(129, 132, 203))
+    return np.asarray(image)

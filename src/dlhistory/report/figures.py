@@ -274,23 +274,3 @@ def return_curves(runs: dict[str, list[dict]], title: str, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
-
-
-def draw_cartpole(x: float, x_dot: float, theta: float, theta_dot: float, width: int = 300,
-                  height: int = 200):
-    """An RGB picture (height, width, 3) of CartPole's state: the cart on its track, the pole at its angle
-    (gymnasium draws it with pygame; this needs only Pillow)."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    scale = width / 4.8  # the track spans x in [-2.4, 2.4]
-    track, cart_x = int(0.7 * height), width / 2 + x * scale
-    draw.line([(0, track), (width, track)], fill="black")
-    draw.rectangle([cart_x - 25, track - 15, cart_x + 25, track + 15], fill="black")
-    pole = 1.0 * scale  # the pole is 1.0 long (twice gymnasium's half-length 0.5)
-    tip = (cart_x + pole * math.sin(theta), track - 15 - pole * math.cos(theta))
-    draw.line([(cart_x, track - 15), tip], fill=(202, 152, 101), width=8)
-    draw.ellipse([cart_x - 4, track - 19, cart_x + 4, track - 11], fill=(129, 132, 203))
-    return np.asarray(image)
