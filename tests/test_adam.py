@@ -17,7 +17,7 @@ from dlhistory.algorithms import optimizers
 from dlhistory.algorithms.supervised import TrainingConfig, learning_rate
 from dlhistory.comparison import Comparison, save
 from dlhistory.errors import UsageError
-from dlhistory.milestones import adam
+from dlhistory.milestones import adam, alexnet
 from dlhistory.milestones.adam import (
     FIGURE1_GRIDS,
     FIGURE1_OPTIMIZERS,
@@ -49,6 +49,10 @@ def test_baselines_swap_only_the_algorithm_and_keep_the_budget():
         assert other.algorithm.config.schedule == "constant"
 
 
+def test_the_loss_is_alexnets_imported_by_name():
+    assert M.recipe("cpu").loss is alexnet.LOSS
+
+
 def test_defaults_are_the_papers():
     config = M.recipe("cpu").algorithm.config
     assert (config.lr, config.beta1, config.beta2, config.eps) == (1e-3, 0.9, 0.999, 1e-8)
@@ -57,7 +61,7 @@ def test_defaults_are_the_papers():
 
 
 @pytest.mark.parametrize(("variant", "rule"), [
-    ("adam", optimizers.Adam), ("sgd", optimizers.SGD), ("sgd-nesterov", optimizers.SGD),
+    ("adam", adam.Adam), ("sgd", optimizers.SGD), ("sgd-nesterov", optimizers.SGD),
     ("adagrad", optimizers.AdaGrad), ("rmsprop", optimizers.RMSProp)])
 def test_each_variant_trains_with_our_optimizer(run_env, variant, rule):
     from dlhistory.spec import Context
@@ -214,7 +218,19 @@ def test_sensitivity_counts_a_rate_with_a_diverged_seed_as_bad():
 
 def test_sensitivity_fails_when_the_default_diverged():
     verdict = sensitivity(M, "cpu", synthetic(diverge={("adam", 1e-3)}))
-    assert not verdict.holds and "nan points below" in verdict.reason
+    assert verdict.outcome == "FAILS" and "Adam at 1e-3 diverged (needs <= 1.00) NO" in verdict.reason
+
+
+def test_sensitivity_fails_naming_an_optimizer_whose_every_rate_diverged():
+    verdict = sensitivity(M, "cpu", synthetic(diverge={("sgd", lr) for lr in LR_GRIDS["cpu"]["sgd"]}))
+    assert verdict.outcome == "FAILS" and "every learning rate of sgd diverged" in verdict.reason
+
+
+def test_sensitivity_is_not_judged_without_the_whole_grid():
+    results = synthetic()
+    del results[f"adam {lr_label(LR_GRIDS['cpu']['adam'][0])}"]
+    verdict = sensitivity(M, "cpu", results)
+    assert verdict.outcome == "not judged" and "no runs of adam lr=" in verdict.reason
 
 
 def test_figure1_picks_the_lowest_training_loss():
@@ -225,9 +241,9 @@ def test_figure1_picks_the_lowest_training_loss():
 def test_review_row_of_a_grid_points_to_its_table():
     c = Comparison(M, "cpu", [0, 1, 2], synthetic())
     c.verdict = sensitivity(M, "cpu", c.results)
-    from dlhistory.comparison import ReviewEntry
+    from dlhistory.comparison import Review, ReviewEntry
 
-    (row,) = review_rows([ReviewEntry(M, c)])
+    (row,) = review_rows(Review("cpu", 3, [ReviewEntry(M, c)]))
     assert "see the adam table" in row[3] and row[4] == "holds"
 
 

@@ -329,7 +329,8 @@ def test_a_second_compare_reuses_every_run_and_force_runs_them_again(capsys, run
 
 
 def test_review_writes_a_summary_of_every_milestone(capsys, run_env, tiny_catalogue, tmp_path):
-    code, out, err = run_cli(capsys, "review", "--preset", "smoke", "--seeds", "1",
+    # One worker: the tiny catalogue is patched into this process, which worker processes would not see.
+    code, out, err = run_cli(capsys, "review", "--preset", "smoke", "--seeds", "1", "--workers", "1",
                              "--runs-dir", str(tmp_path), *FAST)
     assert code == 0, err
     (folder,) = (tmp_path / "review").glob("*")
@@ -342,7 +343,7 @@ def test_review_writes_a_summary_of_every_milestone(capsys, run_env, tiny_catalo
     assert all(e["outcome"] == "not judged" for e in summary["milestones"])
     assert "skipped" not in out
     # A second review right after the first runs nothing new.
-    code, out, err = run_cli(capsys, "review", "--preset", "smoke", "--seeds", "1",
+    code, out, err = run_cli(capsys, "review", "--preset", "smoke", "--seeds", "1", "--workers", "1",
                              "--runs-dir", str(tmp_path), *FAST)
     assert code == 0 and "reused" in err
     assert not re.search(r"\(\d+/\d+\)$", err, re.MULTILINE), err  # no run started

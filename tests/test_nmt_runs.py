@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
+from torch.utils.flop_counter import FlopCounterMode
 
 import dlhistory
 from dlhistory.cli import main
+from dlhistory.errors import UsageError
 from dlhistory.milestones import seq2seq, transformer
-from dlhistory.runner import RunOptions, run
+from dlhistory.runner import RunOptions, load_recipe, run
+from dlhistory.spec import Context
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -44,9 +50,10 @@ def trained(shared_data, tmp_path_factory):
 def test_smoke_run_writes_bleu_perplexity_and_the_tokenizer(trained, key):
     run_dir = next((trained / key).glob("*/*/result.json")).parent
     result = json.loads((run_dir / "result.json").read_text())
-    for metric in ("test_bleu", "val_bleu", "val_perplexity", "train_loss"):
+    for metric in ("test_bleu", "val_bleu", "val_perplexity", "train_loss", "train_flops"):
         assert metric in result
-    assert 0 <= result["test_bleu"] <= 100 and result["val_perplexity"] > 1
+    assert 0 <= result["test_bleu"] <= 100 and result["val_perplexity"] > 1 and result["train_flops"] > 0
+    assert "tok:13a" in result["bleu_signature"]  # sacrebleu's signature of the BLEU it reports
     assert (run_dir / "tokenizer.json").exists() and (run_dir / "curves.png").read_bytes().startswith(PNG)
 
 
@@ -55,7 +62,22 @@ def test_transformer_baseline_is_the_2014_attention_rnn_with_the_transformers_lo
     ours, rnn = m.recipe("cpu"), m.recipe("cpu", "attention-rnn")
     assert rnn.differs_from(ours) == ("model",)
     assert rnn.model == seq2seq.MILESTONE.recipe("cpu").model
-    assert ours.algorithm.config.minutes is not None  # equal wall-clock budget for both models
+    assert ours.data is seq2seq.DATA  # unchanged components are the predecessor's, by name
+
+
+@pytest.mark.parametrize("m", [seq2seq.MILESTONE, transformer.MILESTONE], ids=lambda m: m.key)
+def test_budgets_are_flops_at_cpu_and_steps_at_smoke_never_minutes(m):
+    for preset in ("smoke", "cpu", "full"):
+        configs = {v: m.recipe(preset, v).algorithm.config for v in m.variants}
+        assert all(c.minutes is None for c in configs.values())
+        assert len({c.flops for c in configs.values()}) == 1  # every variant: the same compute
+    assert m.recipe("cpu").algorithm.config.flops is not None
+    assert m.recipe("smoke").algorithm.config.flops is None
+
+
+def test_the_translation_config_has_no_dead_fields():
+    with pytest.raises(UsageError, match="warmup"):
+        load_recipe(seq2seq.MILESTONE, "cpu", None, ("algorithm.warmup=0.5",))
 
 
 def test_seq2seq_baseline_only_switches_attention_off():
@@ -91,7 +113,8 @@ def test_translate_reads_a_file_and_a_checkpoint(trained, capsys, tmp_path):
     (["translate", "seq2seq"], "nothing to translate"),
     (["translate", "seq2seq", "Hallo.", "--beam", "0"], "beam width"),
     (["translate", "seq2seq", "Hallo.", "--file", "/no/such/file.txt"], "cannot read it"),
-    (["translate", "seq2seq", "Hallo.", "--checkpoint", "/no/such/run"], "no such file"),
+    (["translate", "seq2seq", "Hallo.", "--checkpoint", "/no/such/run"], "not a run directory"),
+    (["translate", "seq2seq", "Hallo.", "--variant", "nope"], "has no variant"),
     (["translate", "seq2seq", "--variant", "encdec", "Hallo.", "--attention-map", "x.png"], "no attention"),
 ])
 def test_translate_bad_input_is_one_line_and_exit_2(trained, capsys, argv, message, tmp_path, monkeypatch):
@@ -107,11 +130,65 @@ def test_translate_without_a_run_says_how_to_train_one(tmp_path, capsys):
     assert "dlhistory run transformer" in capsys.readouterr().err
 
 
-def test_a_time_budget_stops_training_early(nmt_env):
+def test_translate_uses_only_runs_that_finished_and_says_which(trained, capsys, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(trained / "seq2seq", runs / "seq2seq")
+    finished = next((runs / "seq2seq" / "attention").glob("*/"))
+    broken = finished.with_name(finished.name + "-diverged")  # a newer run that did not complete
+    shutil.copytree(finished, broken)
+    result = json.loads((broken / "result.json").read_text())
+    (broken / "result.json").write_text(json.dumps({**result, "status": "diverged"}))
+    later = (broken / "config.json").stat().st_mtime + 10
+    os.utime(broken / "config.json", (later, later))
+    assert main(["translate", "seq2seq", "Hallo.", "--runs-dir", str(runs)]) == 0
+    assert f"seq2seq/attention: {finished}" in capsys.readouterr().err
+    assert main(["translate", "seq2seq", "Hallo.", "--checkpoint", str(broken)]) == 2
+    assert "did not complete" in capsys.readouterr().err
+
+
+def test_translate_refuses_a_run_of_another_milestone(trained, capsys):
+    run_dir = next((trained / "transformer" / "transformer").glob("*/"))
+    assert main(["translate", "seq2seq", "Hallo.", "--checkpoint", str(run_dir)]) == 2
+    assert "is a run of transformer" in capsys.readouterr().err
+
+
+def test_smoke_comparison_draws_bleu_against_flops_and_minutes_and_attention(trained, shared_data):
+    c = dlhistory.compare("seq2seq", preset="smoke", seeds=1, runs_dir=str(trained), progress=False,
+                          data_dir=str(shared_data), log=lambda _: None)
+    assert c.verdict.outcome == "not judged"  # smoke proves the code runs
+    assert all(r["status"] == "complete" for runs in c.results.values() for r in runs)
+    names = sorted(p.name for k, p in c.paths.items() if k.startswith("figure"))
+    assert names == ["seq2seq-attention-attention.png", "seq2seq-bleu-flops.png", "seq2seq-bleu-minutes.png",
+                     "seq2seq.png"]  # the encoder-decoder without attention has no attention to draw
+    assert all(p.read_bytes().startswith(PNG) for k, p in c.paths.items() if k.startswith("figure"))
+
+
+def test_a_time_limit_stops_training_early(nmt_env):
     result = dlhistory.run("transformer", preset="smoke", runs_dir=str(nmt_env / "runs"), progress=False,
                            overrides={"algorithm.minutes": 1e-4, "algorithm.epochs": 5})
     assert result["steps"] < 5 * transformer.MILESTONE.recipe("smoke").data.config.train_size // 32
     assert result["train_seconds"] < 5
+
+
+def test_a_flop_budget_stops_training_at_the_first_step_that_reaches_it(nmt_env):
+    """The budget is 2.5 steps' worth of FLOPs, counted here step by step: the run takes 3 steps."""
+    m = seq2seq.MILESTONE
+    recipe = load_recipe(m, "smoke", None, ("algorithm.epochs=5",))
+    data = recipe.data(Context(data_dir=os.environ["DLHISTORY_DATA"]))
+    procedure = recipe.algorithm(recipe.model(data), recipe.loss(), data, Context())
+    counts = []
+    for step in range(4):
+        with FlopCounterMode(display=False) as counter:
+            procedure.update(step)
+        counts.append(counter.get_total_flops())
+    total = list(itertools.accumulate(counts))
+    budget = (total[1] + total[2]) / 2
+    result = dlhistory.run("seq2seq", preset="smoke", runs_dir=str(nmt_env / "runs"), progress=False, evals=2,
+                           overrides={"algorithm.flops": budget, "algorithm.epochs": 5})
+    assert result["steps"] == 3 and result["train_flops"] == total[2]
+    val = [r for r in map(json.loads, Path(result["run_dir"], "metrics.jsonl").read_text().splitlines())
+           if r["split"] == "val"]
+    assert val[-1]["train_flops"] == total[2] and len(val) == 2  # evaluations spread over the budget
 
 
 @pytest.mark.parametrize("key", ["seq2seq", "transformer"])

@@ -1,4 +1,5 @@
-"""Our optimizers (written from the papers) follow torch.optim's trajectories, and resume exactly."""
+"""Our optimizers (written from the papers: Adam in its milestone, the rules it was compared with in
+algorithms/optimizers.py) follow torch.optim's trajectories, and resume exactly."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from dlhistory import checkpoint
 from dlhistory.algorithms import optimizers as ours
+from dlhistory.milestones.adam import Adam
 
 STEPS = 100
 
@@ -29,10 +31,8 @@ def pairs(lr: float, beta1: float, beta2: float, wd: float, momentum: float):
          lambda p: torch.optim.Adagrad(p, lr=lr, weight_decay=wd, foreach=False)),
         ("rmsprop", lambda p: ours.RMSProp(p, lr=lr, rho=beta2, weight_decay=wd),
          lambda p: torch.optim.RMSprop(p, lr=lr, alpha=beta2, weight_decay=wd, foreach=False)),
-        ("adam", lambda p: ours.Adam(p, lr=lr, betas=(beta1, beta2), weight_decay=wd),
+        ("adam", lambda p: Adam(p, lr=lr, betas=(beta1, beta2), weight_decay=wd),
          lambda p: torch.optim.Adam(p, lr=lr, betas=(beta1, beta2), weight_decay=wd, foreach=False)),
-        ("adamw", lambda p: ours.AdamW(p, lr=lr, betas=(beta1, beta2), weight_decay=wd),
-         lambda p: torch.optim.AdamW(p, lr=lr, betas=(beta1, beta2), weight_decay=wd, foreach=False)),
     ]
 
 

@@ -7,8 +7,8 @@ import pytest
 from dlhistory import catalogue
 from dlhistory.cli import main
 from dlhistory.errors import UsageError
-from dlhistory.records import read_jsonl
 from dlhistory.grid import Axis, jobs, parse_axis, run_sweep, summarize
+from dlhistory.records import read_jsonl
 
 
 def test_log_grid_is_log_spaced_and_includes_both_ends():

@@ -1,12 +1,16 @@
-"""Machine translation parts: Multi30k, BPE, batches, the token loss, beam search, both model families.
+"""Machine translation parts: Multi30k, BPE, batches, the token loss, beam search, both model families,
+and how a training step's FLOPs are counted.
 
 The Transformer's attention is checked against ``torch.nn.MultiheadAttention`` loaded with the same
-weights; each model's one-step decoder (what beam search calls) against its teacher-forced forward pass;
-beam search against exhaustive search on a model small enough to enumerate.
+weights; the recurrent encoder against torch's packed bidirectional RNN; each model's one-step decoder
+(what beam search calls) against its teacher-forced forward pass; beam search against exhaustive search
+on a model small enough to enumerate; the FLOPs the runner reuses for a batch shape against
+``FlopCounterMode`` on the step itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -14,15 +18,17 @@ import pytest
 import sacrebleu
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from dlhistory.algorithms.decoding import beam_search, length_penalty
-from dlhistory.algorithms.translation import TranslationTrainingConfig, learning_rate
+from dlhistory.algorithms.translation import TranslationTrainingConfig, adam_translation, learning_rate
 from dlhistory.data import multi30k
 from dlhistory.data.download import verify
 from dlhistory.data.translation import BOS, EOS, PAD, UNK, Batch, Multi30kConfig, multi30k_data
 from dlhistory.losses.sequence import TokenCrossEntropyConfig, token_cross_entropy
 from dlhistory.milestones.seq2seq import RecurrentConfig, RecurrentTranslator
 from dlhistory.milestones.transformer import MultiHeadAttention, Transformer, TransformerConfig, sinusoids
+from dlhistory.runner import FlopCount
 from dlhistory.spec import Context
 
 
@@ -103,6 +109,12 @@ def test_the_decoder_reads_bos_and_the_reference_shifted_right(small):
     assert batch.source_mask.dtype == torch.bool
 
 
+def test_a_batch_shape_is_known_without_building_the_batch(small):
+    for step in (0, 7, small.steps_per_epoch(64) - 1, small.steps_per_epoch(64) + 3):
+        source, target = small.train_batch(step, 64).source, small.train_batch(step, 64).target
+        assert small.train_shape(step, 64) == (len(source), source.shape[1], target.shape[1])
+
+
 def test_the_same_languages_twice_are_rejected():
     with pytest.raises(ValueError, match="different languages"):
         Multi30kConfig(source="en", target="en")
@@ -130,6 +142,14 @@ def test_inverse_sqrt_schedule_warms_up_linearly_then_decays():
     assert learning_rate(config, 49) == pytest.approx(0.5e-3)
     assert learning_rate(config, 99) == pytest.approx(1e-3)
     assert learning_rate(config, 399) == pytest.approx(0.5e-3)
+
+
+def test_the_training_config_has_only_fields_it_uses_and_checks_its_budgets():
+    fields = {f.name for f in dataclasses.fields(TranslationTrainingConfig)}
+    assert "warmup" not in fields and {"flops", "minutes", "warmup_steps", "epochs"} <= fields
+    for bad in ({"flops": 0.0}, {"minutes": -1.0}, {"warmup_steps": 0}):
+        with pytest.raises(ValueError):
+            TranslationTrainingConfig(**bad)
 
 
 def test_sacrebleu_gives_100_for_the_references_and_less_for_a_change():
@@ -230,6 +250,29 @@ def test_padding_of_the_source_changes_nothing(name):
     padded = torch.cat([source, torch.full((3, 4), PAD)], 1)
     with torch.no_grad():
         torch.testing.assert_close(model(padded, target_in), model(source, target_in), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_encoder_equals_torchs_packed_bidirectional_rnn(cell):
+    """Two RNNs over the padded batch, the backward one over each sentence reversed in place, give the
+    annotations and final states of a packed bidirectional RNN with the same weights."""
+    source, _ = _pair()
+    model = RecurrentTranslator(RecurrentConfig(cell=cell, embedding=16, hidden=24), 30).eval()
+    reference = getattr(torch.nn, cell.upper())(16, 24, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for suffix, rnn in (("", model.encoder_forward), ("_reverse", model.encoder_backward)):
+            for name, weight in rnn.named_parameters():
+                getattr(reference, name + suffix).copy_(weight)
+        memory = model.encode(source)
+        lengths = (source != PAD).sum(1)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(model.source_embedding(source), lengths,
+                                                         batch_first=True, enforce_sorted=False)
+        out, final = reference(packed)
+    annotations, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True,
+                                                            total_length=source.shape[1])
+    h_n = final[0] if cell == "lstm" else final  # (2, B, H): forward end, backward end
+    torch.testing.assert_close(memory["annotations"] * (source != PAD)[..., None], annotations)
+    torch.testing.assert_close(memory["summary"], torch.cat([h_n[0], h_n[1]], -1))
 
 
 def test_attention_weights_are_distributions_over_the_real_source_tokens():
@@ -353,3 +396,43 @@ def test_stopping_settled_sentences_changes_no_translation(alpha):
     assert fast_model.steps < slow_model.steps  # it did stop earlier
     n = fast.ids.shape[1]
     assert torch.equal(fast.ids, slow.ids[:, :n]) and (slow.ids[:, n:] == PAD).all()
+
+
+# ------------------------------------------------------------------------------------------------
+# FLOPs: the runner counts one step per batch shape (the procedure's cost key) and reuses the count
+
+
+def _same_shape_different_sentences(data, batch_size: int) -> tuple[int, int]:
+    """Two steps whose batches have one shape but different source sentence lengths."""
+    seen = {}
+    for step in range(20 * data.steps_per_epoch(batch_size)):
+        key = data.train_shape(step, batch_size)
+        real = int((data.train_batch(step, batch_size).source != PAD).sum())
+        if key in seen and seen[key][1] != real:
+            return seen[key][0], step
+        seen.setdefault(key, (step, real))
+    raise AssertionError("no two batches of one shape found")
+
+
+@pytest.mark.parametrize("name", ["rnn-search", "rnn-encdec", "transformer"])
+def test_the_reused_flop_count_of_a_step_is_flop_counter_modes_count_of_it(small, name):
+    config = TranslationTrainingConfig(batch_size=64)
+    loss = token_cross_entropy(TokenCrossEntropyConfig())
+
+    def procedure():
+        torch.manual_seed(0)
+        return adam_translation(config, MODELS[name](small.vocab_size), loss, small, Context())
+
+    first, second = _same_shape_different_sentences(small, config.batch_size)
+    ours = procedure()
+    assert ours.cost_key(first) == ours.cost_key(second)
+    flops = FlopCount(ours)
+    with flops.step(first):
+        ours.update(first)
+    counted = flops.total
+    with flops.step(second):  # the same key: the runner reuses the first step's count
+        ours.update(second)
+    reused = flops.total - counted
+    with FlopCounterMode(display=False) as counter:
+        procedure().update(second)
+    assert reused == pytest.approx(counter.get_total_flops(), rel=1e-12) and reused > 0

@@ -141,8 +141,9 @@ class TranslationData:
         self.splits = {split: tuple(encode(tokenizer, side, limit.get(split)) for side in pair)
                        for split, pair in text.items()}
         self._epoch, self._batches = -1, []
-        source, target = self.splits["train"]  # a pair's length, for bucketing: computed once
-        self._length = torch.maximum((source != PAD).sum(1), (target != PAD).sum(1))
+        source, target = self.splits["train"]  # each side's length, for bucketing and shapes: once
+        self._lengths = (source != PAD).sum(1), (target != PAD).sum(1)
+        self._length = torch.maximum(*self._lengths)
 
     @property
     def vocab_size(self) -> int:
@@ -167,13 +168,23 @@ class TranslationData:
 
     def train_batch(self, step: int, batch_size: int) -> Batch:
         """The training batch of global ``step``: a pure function of (seed, step)."""
+        source, target = self.splits["train"]
+        index = self._index(step, batch_size).to(source.device)
+        return Batch(_trim(source[index]), _trim(target[index]))
+
+    def train_shape(self, step: int, batch_size: int) -> tuple[int, int, int]:
+        """(sentences, source width, target width) of :meth:`train_batch` without building it."""
+        index = self._index(step, batch_size)
+        source, target = (max(1, int(lengths[index].max())) if len(index) else 1
+                          for lengths in self._lengths)
+        return len(index), source, target
+
+    def _index(self, step: int, batch_size: int) -> torch.Tensor:
+        """The training pairs of global ``step`` (this process's share of them)."""
         epoch, i = divmod(step, self.steps_per_epoch(batch_size))
         if self._epoch != epoch:
             self._epoch, self._batches = epoch, self._bucketed(epoch, batch_size)
-        index = self._batches[i][self.rank::self.world_size]
-        source, target = self.splits["train"]
-        index = index.to(source.device)
-        return Batch(_trim(source[index]), _trim(target[index]))
+        return self._batches[i][self.rank::self.world_size]
 
     def _bucketed(self, epoch: int, batch_size: int) -> list[torch.Tensor]:
         """This epoch's batches: shuffle, sort pools of ``bucket`` batches by length, shuffle batches."""
@@ -197,10 +208,6 @@ class TranslationData:
         for index in order.split(batch_size):
             index = index.to(source.device)
             yield index, Batch(_trim(source[index]), _trim(target[index]))
-
-    def encode_source(self, sentences: list[str]) -> torch.Tensor:
-        """New source sentences (e.g. from ``dlhistory translate``) as padded ids on the data's device."""
-        return encode(self.tokenizer, sentences).to(self.splits["train"][0].device)
 
     def decode(self, ids: torch.Tensor) -> list[str]:
         return decode(self.tokenizer, ids)

@@ -72,7 +72,6 @@ def good_band(lrs: list[float], means: list[float], tolerance: float = TOLERANCE
     return Band(lrs[i_best], best, low, high, low_censored or high_censored, low_bound, high_bound)
 
 
-
 @dataclass(frozen=True)
 class Sensitivity:
     """One optimizer over its learning-rate grid: validation (for selection) and test (reported)."""
@@ -101,7 +100,6 @@ class Sensitivity:
 
 SENSITIVITY_HEADERS = ("optimizer", "default lr", "val at default", "test at default", "best lr (val)",
                        "best val", "test at best", "good band (within 1 pt)", "decades")
-
 
 
 def percent(value: float) -> str:
