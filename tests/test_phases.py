@@ -267,3 +267,11 @@ def test_two_processes_cannot_hold_one_run_directory(env, tmp_path):
 def test_the_config_of_a_phase_is_an_override(env):
     recipe = runner.load_recipe(TOY, "smoke", None, ("algorithm.probe.labels=5",))
     assert recipe.algorithm.config == dataclasses.replace(PhasesConfig(), probe=ProbeConfig(labels=5))
+
+
+def test_a_divergence_in_the_pretraining_ends_the_run_as_diverged(env, tmp_path):
+    with pytest.raises(runner.Diverged):
+        toy_run(tmp_path, "algorithm.pretrain.lr=inf")
+    (run_dir,) = (tmp_path / "toy" / "probe").iterdir()
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "diverged"
+    assert not (phase_dirs(tmp_path)[0] / "result.json").exists()  # never reused

@@ -436,3 +436,25 @@ def test_the_reused_flop_count_of_a_step_is_flop_counter_modes_count_of_it(small
     with FlopCounterMode(display=False) as counter:
         procedure().update(second)
     assert reused == pytest.approx(counter.get_total_flops(), rel=1e-12) and reused > 0
+
+
+def test_the_judge_reports_equal_time_beside_the_equal_flops_claim(tmp_path):
+    import json as _json
+
+    from dlhistory.milestones import seq2seq
+
+    def run(name: str, seconds: float, bleu_at: list[tuple[float, float]], test_bleu: float) -> dict:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "metrics.jsonl").write_text("".join(
+            _json.dumps({"step": i, "split": "val", "bleu": b, "train_seconds": t}) + "\n"
+            for i, (t, b) in enumerate(bleu_at)))
+        return {"run_dir": str(folder), "train_seconds": seconds, "train_flops": 4e13, "test_bleu": test_bleu}
+
+    results = {"attention": [run("a", 600, [(300, 15.0), (600, 21.0)], 22.0)],
+               "encdec": [run("e", 400, [(200, 12.0), (400, 16.0)], 18.0)]}
+    verdict = seq2seq.at_equal_flops(seq2seq.MILESTONE, "cpu", results)
+    assert verdict.outcome == "holds"
+    headers, rows = verdict.table
+    assert "within 6.7 min" in headers[-1]
+    assert rows == (("attention", "10.0", "4.00e+13", "15.00"), ("encdec", "6.7", "4.00e+13", "16.00"))

@@ -211,15 +211,15 @@ def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions
             for name, text in getattr(data, "artifacts", dict)().items():  # e.g. the learnt tokenizer
                 atomic_write_text(run_dir / name, text)
         earlier: dict[str, dict] = {}
-        if phases is not None:
-            for index, phase in enumerate(phases[:-1]):
-                earlier[phase.name] = run_phase(milestone, config, phases, index, model, loss, data, ctx,
-                                                networks, hw, options)
-            last = phases[-1]
-            procedure = last.build(last.config, model, loss, data, ctx)
-        else:
-            procedure = algorithm
-        try:
+        try:  # a divergence in any phase ends the run as diverged
+            if phases is not None:
+                for index, phase in enumerate(phases[:-1]):
+                    earlier[phase.name] = run_phase(milestone, config, phases, index, model, loss, data, ctx,
+                                                    networks, hw, options)
+                last = phases[-1]
+                procedure = last.build(last.config, model, loss, data, ctx)
+            else:
+                procedure = algorithm
             stage = train_stage(procedure, hw, run_dir, options, resume=resume_dir is not None)
         except Diverged as e:
             e.run_dir = str(run_dir)

@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import statistics
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -37,6 +40,7 @@ from torch import nn
 from .. import checkpoint
 from ..algorithms.decoding import Hypotheses, beam_search
 from ..algorithms.translation import TranslationTrainingConfig, adam_translation
+from ..comparison import default_judge
 from ..data.translation import (
     EOS,
     PAD,
@@ -51,7 +55,7 @@ from ..errors import UsageError, did_you_mean
 from ..losses.sequence import TokenCrossEntropyConfig, token_cross_entropy
 from ..records import find_run
 from ..runner import load_recipe
-from ..spec import Claim, Component, Metric, Milestone, Recipe, Tool
+from ..spec import Claim, Component, Metric, Milestone, Recipe, Tool, Verdict
 
 # ------------------------------------------------------------------------------------------------
 # Data: Multi30k task 1, German -> English, 29k caption pairs, one BPE vocabulary for both sides.
@@ -417,6 +421,35 @@ REPORT = (Metric("test_bleu", "test BLEU (beam)", 2), Metric("val_bleu", "val BL
           Metric("train_flops", "training FLOPs", 2, scientific=True),
           Metric("train_seconds", "training seconds (this machine)", 0))
 
+def at_equal_flops(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) -> Verdict:
+    """The claim is judged at equal training FLOPs (the default judge: threshold and baselines). Beside
+    it, as a measurement of this machine and not as the claim, the table says what each model had
+    reached at equal wall-clock time: its greedy validation BLEU at the last evaluation within the
+    training minutes of the variant that trained for the shortest time (mean over seeds)."""
+    verdict = default_judge(milestone, preset, results)
+    finished = {p: [r for r in runs if r.get("run_dir") and "train_seconds" in r]
+                for p, runs in results.items()}
+    if not all(finished.values()):
+        return verdict
+    minutes = min(statistics.fmean(r["train_seconds"] for r in runs) for runs in finished.values()) / 60
+    rows = tuple((point, f"{statistics.fmean(r['train_seconds'] for r in runs) / 60:.1f}",
+                  f"{statistics.fmean(r['train_flops'] for r in runs):.2e}",
+                  f"{statistics.fmean(_bleu_within(r, 60 * minutes) for r in runs):.2f}")
+                 for point, runs in finished.items())
+    headers = ("variant", "training minutes (this machine)", "training FLOPs",
+               f"val BLEU within {minutes:.1f} min (equal time)")
+    return dataclasses.replace(verdict, table=(headers, rows))
+
+
+def _bleu_within(result: dict, seconds: float) -> float:
+    """Greedy validation BLEU at the run's last evaluation within ``seconds`` of training (0 before any)."""
+    from ..records import read_jsonl
+
+    val = [r for r in read_jsonl(Path(result["run_dir"]) / "metrics.jsonl")
+           if r["split"] == "val" and "bleu" in r and r.get("train_seconds", math.inf) <= seconds]
+    return val[-1]["bleu"] if val else 0.0
+
+
 MILESTONE = Milestone(
     key="seq2seq",
     year=2014,
@@ -441,6 +474,7 @@ MILESTONE = Milestone(
               "on Multi30k De->En a published PyTorch attention GRU reaches 28.3",
         report=REPORT,
         thresholds={"cpu": 20.0, "full": 28.0},
+        judge=at_equal_flops,
         figures=translation_figures,
     ),
     tools=(TRANSLATE,),

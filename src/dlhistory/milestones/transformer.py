@@ -34,7 +34,7 @@ from ..data.translation import PAD, TranslationData
 from ..losses.sequence import TokenCrossEntropyConfig
 from ..spec import Claim, Component, Milestone, Recipe
 from . import seq2seq
-from .seq2seq import REPORT, TRANSLATE, translation_figures
+from .seq2seq import REPORT, TRANSLATE, at_equal_flops, translation_figures
 
 # ------------------------------------------------------------------------------------------------
 # Data: exactly the 2014 milestone's (Multi30k De->En, joint BPE learnt on the training split).
@@ -329,6 +329,7 @@ MILESTONE = Milestone(
               "on Multi30k De->En a published PyTorch Transformer reaches 36.5",
         report=REPORT,
         thresholds={"cpu": 25.0, "full": 35.0},
+        judge=at_equal_flops,
         figures=translation_figures,
     ),
     tools=(TRANSLATE,),
