@@ -24,7 +24,10 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Union, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
 
 KINDS = ("data", "model", "loss", "algorithm")
 PRESETS = ("smoke", "cpu", "full")
@@ -279,10 +282,24 @@ class Data(Protocol):
         """Text files the run directory keeps, e.g. a learnt tokenizer: {file name: contents}."""
 
 
-Networks = Any
+Networks = Union["torch.nn.Module", Mapping[str, "torch.nn.Module"]]
 """What a model component builds: one ``nn.Module`` (the runner calls it ``model``), or a dict of named
 modules (a GAN's ``{"generator": G, "discriminator": D}``). The runner prepares each network (device,
-memory format, data parallelism), checkpoints each and writes ``<name>.safetensors`` for each."""
+memory format, data parallelism), checkpoints each and writes ``<name>.safetensors`` for each; the
+algorithm's builder receives them as built (the one module, or the dict)."""
+
+
+class ModelBuilder(Protocol):
+    """A model component's builder: the networks, sized for the data."""
+
+    def __call__(self, config: Any, data: Data) -> Networks: ...
+
+
+class AlgorithmBuilder(Protocol):
+    """An algorithm component's builder: a procedure, or the phases of one (see :class:`Phase`)."""
+
+    def __call__(self, config: Any, networks: Networks, loss: Any, data: Data,
+                 ctx: Context) -> Procedure | tuple[Phase, ...]: ...
 
 
 @dataclass(frozen=True)

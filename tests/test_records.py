@@ -1,0 +1,48 @@
+"""Run records: identity, the code version that goes into it, locks."""
+
+from __future__ import annotations
+
+import ast
+
+from dlhistory.records import _without_docstrings, code_version, identity
+
+SOURCE = '''
+"""Module docstring."""
+import math
+
+
+class Config:
+    """A config."""
+
+    lr: float = 0.1
+    """The learning rate."""
+
+
+def step(x):
+    """One step."""
+    return math.sqrt(x)  # why: the paper's eq. 3
+'''
+
+
+def version(source: str) -> str:
+    return ast.dump(_without_docstrings(ast.parse(source)))
+
+
+def test_the_code_version_ignores_comments_and_docstrings():
+    edited = SOURCE.replace("One step.", "One step, better said.").replace("eq. 3", "equation 3")
+    edited = edited.replace('"""The learning rate."""', '"""The step size alpha."""')
+    assert version(edited) == version(SOURCE)
+
+
+def test_the_code_version_sees_every_change_of_behaviour():
+    assert version(SOURCE.replace("lr: float = 0.1", "lr: float = 0.2")) != version(SOURCE)
+    assert version(SOURCE.replace("math.sqrt(x)", "math.log(x)")) != version(SOURCE)
+
+
+def test_the_code_version_of_this_package_is_stable():
+    assert code_version() == code_version() and len(code_version()) == 16
+
+
+def test_identity_ignores_key_order():
+    assert identity({"a": 1, "b": {"c": 2}}) == identity({"b": {"c": 2}, "a": 1})
+    assert identity({"a": 1}) != identity({"a": 2})
