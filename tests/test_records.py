@@ -39,8 +39,17 @@ def test_the_code_version_sees_every_change_of_behaviour():
     assert version(SOURCE.replace("math.sqrt(x)", "math.log(x)")) != version(SOURCE)
 
 
-def test_the_code_version_of_this_package_is_stable():
-    assert code_version() == code_version() and len(code_version()) == 16
+def test_the_code_version_of_a_milestone_covers_what_it_imports():
+    from pathlib import Path
+
+    import dlhistory
+    from dlhistory.records import _milestone_sources
+
+    folder = Path(dlhistory.__file__).parent / "milestones"
+    assert [p.stem for p in _milestone_sources(folder, "transformer")] == ["seq2seq", "transformer"]
+    assert [p.stem for p in _milestone_sources(folder, "resnet")] == ["adam", "alexnet", "resnet"]
+    assert code_version("resnet") == code_version("resnet") and len(code_version("resnet")) == 16
+    assert code_version("resnet") != code_version("transformer")
 
 
 def test_identity_ignores_key_order():

@@ -127,16 +127,40 @@ def identity(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
+REPORTING = ("__init__.py", "__main__.py", "catalogue.py", "cli.py", "comparison.py", "grid.py", "pool.py",
+             "records.py", "report")
+"""The package's parts that only start, compare and report runs: they cannot change a run's result."""
+
+
 @cache
-def code_version() -> str:
-    """A hash of what this package's source *does*: its syntax trees without comments and docstrings,
-    so runs made by different code are never mixed up, while a corrected comment keeps them."""
+def code_version(milestone: str) -> str:
+    """A hash of the code that computes a run of ``milestone``: the shared components and the runner,
+    the milestone's file and the files of the milestones it imports from; their syntax trees without
+    comments and docstrings. Runs made by different code are never mixed up, while a corrected comment,
+    a new table format or another milestone's change keeps them reusable."""
     root = Path(__file__).resolve().parent
+    shared = [p for p in root.rglob("*.py")
+              if p.relative_to(root).parts[0] not in REPORTING and p.parent.name != "milestones"]
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
+    for path in sorted(shared) + _milestone_sources(root / "milestones", milestone):
         tree = _without_docstrings(ast.parse(path.read_text()))
         digest.update(str(path.relative_to(root)).encode() + b"\0" + ast.dump(tree).encode() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def _milestone_sources(folder: Path, key: str) -> list[Path]:
+    """The milestone's file and those of the milestones it imports from (``from .seq2seq import``,
+    ``from . import alexnet``), transitively."""
+    todo, seen = [key], set()
+    while todo:
+        name = todo.pop()
+        if name in seen or not (folder / f"{name}.py").is_file():
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                todo += [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+    return [folder / f"{name}.py" for name in sorted(seen)]
 
 
 def _without_docstrings(tree: ast.AST) -> ast.AST:

@@ -177,7 +177,7 @@ def run_config(milestone: Milestone, recipe: Recipe, variant: str, options: RunO
     finished run with the same identity instead of repeating it."""
     config = {"milestone": milestone.key, "variant": variant, "preset": options.preset,
               "seed": options.seed, "overrides": list(options.overrides), "precision": precision,
-              "device": device, "world_size": world_size, "code": code_version(),
+              "device": device, "world_size": world_size, "code": code_version(milestone.key),
               "components": {k: {"name": c.name, "config": as_dict(c.config)}
                              for k, c in recipe.components().items()}}
     return {**config, "identity": identity(config)}
