@@ -127,9 +127,10 @@ def identity(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
-REPORTING = ("__init__.py", "__main__.py", "catalogue.py", "cli.py", "comparison.py", "grid.py", "pool.py",
-             "records.py", "report")
-"""The package's parts that only start, compare and report runs: they cannot change a run's result."""
+REPORTING = ("__init__.py", "__main__.py", "catalogue.py", "cli.py", "comparison.py", "config.py",
+             "errors.py", "grid.py", "pool.py", "records.py", "report", "spec.py")
+"""The package's parts that only parse, start, compare and report runs: they cannot change a run's result
+(the configs they produce are part of its identity themselves)."""
 
 
 @cache
