@@ -207,3 +207,39 @@ def test_int_tuple_round_trips(widths):
 def test_anything_else_is_not_a_bool(raw):
     with pytest.raises(UsageError, match=r"algorithm\.nesterov"):
         apply_overrides(RESNET, [f"algorithm.nesterov={raw}"])
+
+
+# ------------------------------------------------------------------------------------------------
+# A config is checked once, with all its overrides
+
+
+def test_overrides_that_are_only_valid_together_work_in_either_order():
+    from dlhistory.milestones import seq2seq
+
+    recipe = seq2seq.MILESTONE.recipe("smoke")
+    for order in (["data.source=en", "data.target=de"], ["data.target=de", "data.source=en"]):
+        config = apply_overrides(recipe, order).data.config
+        assert (config.source, config.target) == ("en", "de")
+
+
+def test_an_invalid_combination_names_the_overrides():
+    from dlhistory.milestones import seq2seq
+
+    with pytest.raises(UsageError, match="data.source=en data.target=en: "):
+        apply_overrides(seq2seq.MILESTONE.recipe("smoke"), ["data.source=en", "data.target=en"])
+
+
+def test_the_last_override_of_a_key_wins():
+    assert apply_overrides(RESNET, ["model.n=2", "model.n=4"]).model.config.n == 4
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "NaN", "1e999"])
+def test_a_number_must_be_finite(raw):
+    with pytest.raises(UsageError, match="expected a finite number"):
+        apply_overrides(RESNET, [f"algorithm.lr={raw}"])
+
+
+def test_a_long_value_is_named_not_echoed():
+    with pytest.raises(UsageError) as info:
+        apply_overrides(RESNET, ["algorithm.lr=" + "x" * 100_000])
+    assert len(str(info.value)) < 300 and "(100013 chars)" in str(info.value)

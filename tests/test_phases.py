@@ -271,7 +271,7 @@ def test_the_config_of_a_phase_is_an_override(env):
 
 def test_a_divergence_in_the_pretraining_ends_the_run_as_diverged(env, tmp_path):
     with pytest.raises(runner.Diverged):
-        toy_run(tmp_path, "algorithm.pretrain.lr=inf")
+        toy_run(tmp_path, "algorithm.pretrain.lr=1e30")
     (run_dir,) = (tmp_path / "toy" / "probe").iterdir()
     assert json.loads((run_dir / "result.json").read_text())["status"] == "diverged"
     assert not (phase_dirs(tmp_path)[0] / "result.json").exists()  # never reused
