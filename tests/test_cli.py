@@ -125,9 +125,17 @@ USAGE_ERRORS = {
     "unknown preset": (["run", "resnet", "--preset", "huge"], "huge"),
     "unknown variant": (["run", "resnet", "--preset", "smoke", "--variant", "plian"], "plain"),
     "no seeds": (["compare", "resnet", "--preset", "smoke", "--seeds", "0"], "--seeds 0"),
-    "resume a missing run": (["run", "resnet", "--preset", "smoke", "--resume", "/nonexistent"],
-                             "/nonexistent"),
-    "resume with no runs": (["run", "resnet", "--preset", "smoke", "--resume"], "no runs of resnet"),
+    "resume a missing run": (["run", "resnet", "--resume", "/nonexistent"], "/nonexistent"),
+    "resume with no runs": (["run", "resnet", "--resume"], "no runs of resnet"),
+    "resume with another seed": (["run", "resnet", "--resume", "--seed", "5", "--preset", "full"],
+                                 "drop --preset and --seed"),
+    "a huge seed": (["run", "resnet", "--preset", "smoke", "--seed", "99999999999999999999999"], "--seed 9"),
+    "a negative seed": (["run", "resnet", "--preset", "smoke", "--seed", "-1"], "from 0 to"),
+    "runs dir is a file": (["run", "resnet", "--preset", "smoke", "--runs-dir", "/etc/hostname"], "a file"),
+    "runs dir under /proc": (["run", "resnet", "--preset", "smoke", "--runs-dir", "/proc/x"], "/proc/x"),
+    "sweep no workers": (["sweep", "resnet", "model.n=1,2", "--preset", "smoke", "--workers", "0"],
+                         "--workers 0"),
+    "a tool of another milestone": (["play", "alexnet"], "alexnet has no 'play'"),
     "unknown device": (["run", "resnet", "--preset", "smoke", "--device", "tpu"], "tpu"),
     "unknown precision": (["run", "resnet", "--preset", "smoke", "--precision", "fp8"], "fp8"),
     "review unknown milestone": (["review", "--preset", "smoke", "--only", "resnt"], "resnet"),
@@ -136,7 +144,8 @@ USAGE_ERRORS = {
 
 @pytest.mark.parametrize(("argv", "named"), USAGE_ERRORS.values(), ids=USAGE_ERRORS.keys())
 def test_usage_error_is_one_line_and_exit_2(capsys, run_env, tmp_path, argv, named):
-    code, _, err = run_cli(capsys, *argv, "--runs-dir", str(tmp_path))
+    runs = [] if "--runs-dir" in argv else ["--runs-dir", str(tmp_path)]
+    code, _, err = run_cli(capsys, *argv, *runs)
     assert code == 2
     assert named in one_line_error(err)
     assert not json_files(tmp_path), "a failed command wrote results"

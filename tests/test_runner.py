@@ -179,13 +179,19 @@ runpy.run_module("dlhistory", run_name="__main__", alter_sys=True)
 
 
 def cli_args(runs: Path, *extra: str) -> list[str]:
+    """The tiny run's command line; resuming, only what a resume may say (the run knows the rest)."""
+    common = ["--runs-dir", str(runs), "--no-progress", "--evals", "2", *extra]
+    if "--resume" in extra:
+        return ["run", "resnet", *common]
     overrides = [f"{k}={v}" for k, v in TINY.items()]
-    return ["run", "resnet", *overrides, "--preset", "smoke", "--runs-dir", str(runs), "--no-progress",
-            "--seed", str(SEED), "--precision", "fp32", "--evals", "2", *extra]
+    return ["run", "resnet", *overrides, "--preset", "smoke", "--seed", str(SEED), "--precision", "fp32",
+            *common]
 
 
-def start_and_kill(runs: Path, env: dict, after_step: int, timeout: float = 120) -> Path | None:
-    """Start the slowed CLI, SIGKILL it once a checkpoint after ``after_step`` exists; its run directory.
+def start_and_kill(runs: Path, env: dict, after_step: int, timeout: float = 120, sig: int = signal.SIGKILL,
+                   meanwhile=None) -> Path | None:
+    """Start the slowed CLI, send it ``sig`` once a checkpoint after ``after_step`` exists (calling
+    ``meanwhile(run_dir)`` first, while it runs); its run directory.
 
     None when the run finished before it could be killed (the caller retries).
     """
@@ -197,7 +203,9 @@ def start_and_kill(runs: Path, env: dict, after_step: int, timeout: float = 120)
             found = list((runs / "resnet" / "residual").glob("*/checkpoint.safetensors"))
             # The checkpoint is replaced atomically, so reading it while the run writes is safe.
             if found and checkpoint.load(found[0])["step"] >= after_step:
-                os.kill(process.pid, signal.SIGKILL)
+                if meanwhile is not None:
+                    meanwhile(found[0].parent)
+                os.kill(process.pid, sig)
                 break
             if process.poll() is not None:
                 break
@@ -208,9 +216,12 @@ def start_and_kill(runs: Path, env: dict, after_step: int, timeout: float = 120)
         if process.poll() is None:
             process.kill()
             process.wait()
-    if process.returncode != -signal.SIGKILL:
+    stopped = {signal.SIGKILL: -signal.SIGKILL, signal.SIGTERM: 130}[sig]
+    if process.returncode != stopped:
         assert process.returncode == 0, err
         return None  # finished before the kill
+    if sig == signal.SIGTERM:  # stopped as by Ctrl-C: one line that says how to continue
+        assert err.strip().splitlines()[-1] == "dlhistory: interrupted; continue with --resume latest", err
     (run_dir,) = run_dirs(runs)
     return run_dir
 
@@ -472,3 +483,34 @@ def test_an_interrupted_compare_continues_the_interrupted_run(env, reference, tm
 def test_resume_refuses_a_run_that_has_ended(env, reference):
     with pytest.raises(UsageError, match="has ended"):
         dlhistory.run("resnet", resume=reference["a"]["run_dir"], progress=False)
+
+
+def test_sigterm_stops_a_run_like_ctrl_c_and_it_resumes_exactly(env, reference, tmp_path):
+    child_env = {**os.environ, **env, "OMP_NUM_THREADS": "1"}
+    for attempt in range(3):
+        runs = tmp_path / f"attempt{attempt}"
+        run_dir = start_and_kill(runs, child_env, after_step=3, sig=signal.SIGTERM)
+        if run_dir is not None:
+            break
+    else:
+        pytest.fail("the run finished before it could be stopped, three times")
+    done = subprocess.run([sys.executable, "-m", "dlhistory", *cli_args(runs, "--resume", str(run_dir))],
+                          env=child_env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert_same_final_metrics(reference["a"], json.loads((run_dir / "result.json").read_text()))
+
+
+def test_a_second_process_cannot_resume_a_run_that_is_training(env, tmp_path):
+    child_env = {**os.environ, **env, "OMP_NUM_THREADS": "1"}
+    refused = []
+
+    def second(run_dir: Path) -> None:
+        refused.append(subprocess.run([sys.executable, "-m", "dlhistory",
+                                       *cli_args(tmp_path, "--resume", str(run_dir))],
+                                      env=child_env, capture_output=True, text=True, timeout=300))
+
+    start_and_kill(tmp_path, child_env, after_step=1, meanwhile=second)
+    (proc,) = refused
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "is in use by process" in line and line.startswith("dlhistory: error: ")

@@ -8,9 +8,12 @@ This module parses arguments and prints; the work happens in the API (:mod:`dlhi
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+from pathlib import Path
 
-from . import catalogue
+from .config import shorten
 from .errors import UsageError
 
 EPILOG = """examples:
@@ -28,8 +31,40 @@ EPILOG = """examples:
 """
 
 
+CONTINUE = {"run": "continue with --resume latest",
+            "compare": "run the same command again: finished runs are reused, the interrupted one continues",
+            "review": "run the same command again: finished runs are reused, the interrupted one continues",
+            "sweep": "run the same command again: finished points are kept"}
+SEEDS = 2**31
+"""Seeds are 0 .. 2^31 - 1: every generator the runs draw from (torch, numpy, the environments) takes them."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    """Parse, check, run, print; a fixable error is one line on stderr and exit code 2."""
+    # SIGTERM (a scheduler's or `kill`'s) stops a run as Ctrl-C does, with its message and exit code.
+    previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
+    command = None
+    try:
+        parser = build_parser()  # imports the catalogue: inside the try, so Ctrl-C here is one line too
+        args = parse(parser, argv)
+        command = getattr(args, "command", None)
+        if not command:
+            parser.print_help()
+            return 0
+        check(args)
+        return args.handler(args) or 0
+    except UsageError as e:
+        print(f"dlhistory: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"dlhistory: interrupted; {CONTINUE.get(command, 'nothing was lost')}", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     # Overrides may come before or after options (`run resnet --preset smoke model.n=5`); argparse
     # only takes positionals in one run, so collect the words it leaves over into the command's `rest`.
     args, extra = parser.parse_known_args(argv)
@@ -37,21 +72,62 @@ def main(argv: list[str] | None = None) -> int:
     stray = [w for w in extra if w.startswith("-") or rest is None
              or ("=" not in w and rest in ("overrides", "items"))]
     if stray:
-        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+        parser.error(f"unrecognized arguments: {shorten(' '.join(stray))}")
     if extra:
         setattr(args, rest, [*getattr(args, rest), *extra])
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return 0
-    try:
-        return args.handler(args) or 0
-    except UsageError as e:
-        print(f"dlhistory: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("dlhistory: interrupted; continue with --resume latest (a review or compare: run it again)",
-              file=sys.stderr)
-        return 130
+    return args
+
+
+def check(args: argparse.Namespace) -> None:
+    """What can be said wrong before anything runs: counts, seeds, folders, options that clash."""
+    for name in ("seeds", "workers", "evals"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} {value}: need at least 1")
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed < SEEDS:
+        raise UsageError(f"--seed {shorten(str(seed))}: a seed is a whole number from 0 to {SEEDS - 1}")
+    if getattr(args, "checkpoint_every", None) is not None and args.checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every {args.checkpoint_every}: need at least 1 step")
+    if getattr(args, "resume", None):
+        given = [f"--{name}" for name in ("preset", "variant", "seed")
+                 if getattr(args, name, None) is not None]
+        if given:
+            raise UsageError(f"--resume continues a run as it was started; drop {' and '.join(given)}")
+    if hasattr(args, "preset") and args.preset is None:
+        args.preset = "cpu"
+    if hasattr(args, "seed") and args.seed is None:
+        args.seed = 0
+    if getattr(args, "runs_dir", None) is not None:
+        _writable_folder(args.runs_dir, "--runs-dir")
+    if getattr(args, "data_dir", None) is not None and not os.access(args.data_dir, os.R_OK | os.X_OK):
+        raise UsageError(f"--data-dir {shorten(args.data_dir)}: no readable folder there")
+    if getattr(args, "preset", None) == "full" and getattr(args, "device", "auto") in ("auto", "cpu"):
+        import torch
+
+        if not torch.cuda.is_available():
+            _log("note: the full preset is paper scale, meant for a GPU; on this CPU it can take many hours "
+                 "(--preset cpu shows the claim in minutes)")
+
+
+def _writable_folder(path: str, option: str) -> None:
+    """``path`` is a folder this process can write in, or can be made one (nothing is created here)."""
+    folder = Path(path).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"{option} {shorten(path)}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK) or str(existing).startswith(("/proc", "/sys")):
+        raise UsageError(f"{option} {shorten(path)}: this user cannot write in {existing}")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,9 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train one milestone (or a baseline) and print its results",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="overrides: dotted keys, e.g. model.n=5 algorithm.lr=0.05 data.train_size=1000")
-    _recipe_args(p)
+    _recipe_args(p, preset_default=None)
     _run_args(p)
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR",
                    help="continue an interrupted run: its directory, or the latest of this variant")
     p.add_argument("--checkpoint-every", type=int, metavar="STEPS",
@@ -128,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def tools() -> dict:
     """Every milestone's tools, each with the milestones that offer it; one name, one tool."""
+    from . import catalogue
+
     found: dict = {}
     for m in catalogue.CATALOGUE:
         for tool in m.tools:
@@ -139,6 +217,8 @@ def tools() -> dict:
 
 
 def run_tool(tool, args: argparse.Namespace) -> None:
+    from . import catalogue
+
     m = catalogue.get(args.milestone)
     if tool not in m.tools:
         owners = [k.key for k in catalogue.CATALOGUE if tool in k.tools]
@@ -146,16 +226,16 @@ def run_tool(tool, args: argparse.Namespace) -> None:
     tool.main(m, args)
 
 
-def _recipe_args(p: argparse.ArgumentParser) -> None:
+def _recipe_args(p: argparse.ArgumentParser, preset_default: str | None = "cpu") -> None:
     p.add_argument("milestone", help="milestone key, e.g. alexnet (see 'dlhistory list')")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. model.n=5")
-    _preset_arg(p)
+    _preset_arg(p, preset_default)
     p.add_argument("--variant", help="a baseline to run instead of the milestone, e.g. plain")
     p.set_defaults(rest="overrides")
 
 
-def _preset_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="cpu",
+def _preset_arg(p: argparse.ArgumentParser, default: str | None = "cpu") -> None:
+    p.add_argument("--preset", default=default,
                    help="smoke | cpu | full, or a milestone's own, e.g. cpu-breakout (default cpu)")
 
 
@@ -186,24 +266,18 @@ def _run_options(args: argparse.Namespace) -> dict:
             "progress": args.progress}
 
 
-def _counts(args: argparse.Namespace) -> None:
-    """--seeds and --workers must be positive."""
-    for name in ("seeds", "workers"):
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name} {value}: need at least 1")
-
-
 # --------------------------------------------------------------------------------------------------
 
 
 def cmd_list(args: argparse.Namespace) -> None:
+    from . import catalogue
     from .report.tables import timeline_text
 
     print(timeline_text(catalogue.CATALOGUE))
 
 
 def cmd_show(args: argparse.Namespace) -> None:
+    from . import catalogue
     from .report.tables import milestone_text
 
     print(milestone_text(catalogue.get(args.milestone), args.preset, args.variant, tuple(args.overrides)))
@@ -226,7 +300,6 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
     from .report.tables import comparison_text
 
-    _counts(args)
     c = dlhistory.compare(args.milestone, args.preset, args.seeds, log=_log, workers=args.workers,
                           overrides=tuple(args.overrides), reuse=not args.force, **_run_options(args))
     print()
@@ -238,7 +311,6 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     from .report.tables import sweep_text
 
-    _counts(args)
     options = {k: v for k, v in _run_options(args).items() if k != "progress"}
     result = dlhistory.sweep(args.milestone, args.items, args.preset, args.seeds, variants=args.variants,
                              workers=args.workers, metric=args.metric, log=_log, **options)
@@ -250,7 +322,6 @@ def cmd_review(args: argparse.Namespace) -> None:
 
     from .report.tables import review_text
 
-    _counts(args)
     result = dlhistory.review(args.preset, args.seeds, only=args.only, log=_log, workers=args.workers,
                               reuse=not args.force, **_run_options(args))
     print()
