@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .errors import UsageError, did_you_mean
+from .records import code_versions
 from .milestones import adam, alexnet, dqn, resnet, seq2seq, transformer
 from .spec import Milestone
 
@@ -29,6 +30,7 @@ def _index(milestones: tuple[Milestone, ...]) -> dict[str, Milestone]:
 
 
 BY_KEY = _index(CATALOGUE)
+code_versions()  # read the source's versions now, right after importing the code that will run
 
 
 def get(key: str) -> Milestone:

@@ -133,13 +133,29 @@ REPORTING = ("__init__.py", "__main__.py", "catalogue.py", "cli.py", "comparison
 (the configs they produce are part of its identity themselves)."""
 
 
-@cache
 def code_version(milestone: str) -> str:
     """A hash of the code that computes a run of ``milestone``: the shared components and the runner,
     the milestone's file and the files of the milestones it imports from; their syntax trees without
     comments and docstrings. Runs made by different code are never mixed up, while a corrected comment,
-    a new table format or another milestone's change keeps them reusable."""
-    root = Path(__file__).resolve().parent
+    a new table format or another milestone's change keeps them reusable.
+
+    Every version is read from disk once, at the first call, close to when the process imported the
+    code it runs: a file edited while a long review runs cannot lend its hash to the old code."""
+    return code_versions().get(milestone) or _code_version(_package(), milestone)
+
+
+@cache
+def code_versions() -> dict[str, str]:
+    """The code version of every milestone in the package, read once."""
+    root = _package()
+    return {path.stem: _code_version(root, path.stem) for path in (root / "milestones").glob("*.py")}
+
+
+def _package() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def _code_version(root: Path, milestone: str) -> str:
     shared = [p for p in root.rglob("*.py")
               if p.relative_to(root).parts[0] not in REPORTING and p.parent.name != "milestones"]
     digest = hashlib.sha256()
