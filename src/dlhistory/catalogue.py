@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .errors import UsageError, did_you_mean
-from .records import code_versions
 from .milestones import adam, alexnet, dqn, resnet, seq2seq, transformer
+from .records import code_versions
 from .spec import Milestone
 
 CATALOGUE: tuple[Milestone, ...] = (
