@@ -225,7 +225,7 @@ def test_overrides_that_are_only_valid_together_work_in_either_order():
 def test_an_invalid_combination_names_the_overrides():
     from dlhistory.milestones import seq2seq
 
-    with pytest.raises(UsageError, match="data.source=en data.target=en: "):
+    with pytest.raises(UsageError, match=r"data\.source=en data\.target=en: "):
         apply_overrides(seq2seq.MILESTONE.recipe("smoke"), ["data.source=en", "data.target=en"])
 
 
