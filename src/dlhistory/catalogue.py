@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .config import shorten
 from .errors import UsageError, did_you_mean
 from .milestones import adam, alexnet, dqn, resnet, seq2seq, transformer
 from .records import code_versions
@@ -38,5 +39,5 @@ def get(key: str) -> Milestone:
     try:
         return BY_KEY[key]
     except KeyError:
-        raise UsageError(f"unknown milestone {key!r}{did_you_mean(key, BY_KEY)}; "
+        raise UsageError(f"unknown milestone {shorten(key)!r}{did_you_mean(key, BY_KEY)}; "
                          "'dlhistory list' shows the timeline") from None

@@ -64,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error is the one line every other error is."""
+
+    def error(self, message: str):
+        raise UsageError(f"{shorten(message, 200)}; see '{self.prog} --help'")
+
+
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     # Overrides may come before or after options (`run resnet --preset smoke model.n=5`); argparse
     # only takes positionals in one run, so collect the words it leaves over into the command's `rest`.
@@ -75,6 +82,9 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
         parser.error(f"unrecognized arguments: {shorten(' '.join(stray))}")
     if extra:
         setattr(args, rest, [*getattr(args, rest), *extra])
+    for name, value in vars(args).items():  # no option of any command means a number this large
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**31:
+            raise UsageError(f"--{name.replace('_', '-')} {shorten(str(value), 30)}: too large")
     return args
 
 
@@ -94,6 +104,10 @@ def check(args: argparse.Namespace) -> None:
                  if getattr(args, name, None) is not None]
         if given:
             raise UsageError(f"--resume continues a run as it was started; drop {' and '.join(given)}")
+    if hasattr(args, "device"):  # before any run starts, not in the first run of a comparison
+        from .hardware import resolve
+
+        resolve(args.device, args.precision)
     if hasattr(args, "preset") and args.preset is None:
         args.preset = "cpu"
     if hasattr(args, "seed") and args.seed is None:
@@ -113,11 +127,14 @@ def check(args: argparse.Namespace) -> None:
 def _writable_folder(path: str, option: str) -> None:
     """``path`` is a folder this process can write in, or can be made one (nothing is created here)."""
     folder = Path(path).absolute()
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    try:
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+    except OSError as e:  # a name too long for the file system, ...
+        raise UsageError(f"{option} {shorten(path)}: not a usable path ({e.strerror})") from None
     if not existing.is_dir():
-        raise UsageError(f"{option} {shorten(path)}: {existing} is a file, not a folder")
+        raise UsageError(f"{option} {shorten(path)}: {shorten(str(existing))} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK) or str(existing).startswith(("/proc", "/sys")):
-        raise UsageError(f"{option} {shorten(path)}: this user cannot write in {existing}")
+        raise UsageError(f"{option} {shorten(path)}: this user cannot write in {shorten(str(existing))}")
 
 
 def _interrupt(signum, frame) -> None:
@@ -131,7 +148,7 @@ def _main_thread() -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="dlhistory", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Deep learning's history, runnable: every milestone is a recipe of four components "
                     "(data, model, loss, algorithm), compared with the baseline it improved on.")

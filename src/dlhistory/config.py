@@ -40,7 +40,9 @@ def apply_overrides(recipe: Recipe, overrides: Iterable[str]) -> Recipe:
         if kind not in KINDS:
             raise UsageError(f"unknown component {shorten(kind)!r} in {said!r}{did_you_mean(kind, KINDS)}")
         if not path:
-            raise UsageError(f"override {said!r} names no field; valid keys: {', '.join(keys(recipe))}")
+            fields = [k for k in keys(recipe) if k.startswith(f"{kind}.")]
+            listed = ", ".join(fields[:6]) + (", ..." if len(fields) > 6 else "")
+            raise UsageError(f"override {said!r} names no field, e.g. {listed} ('dlhistory show' lists all)")
         parsed = _parse(getattr(recipe, kind).config, path.split("."), raw, prefix=kind, valid=keys(recipe))
         _nest(changes.setdefault(kind, {}), path.split("."), parsed)
     for kind, fields in changes.items():

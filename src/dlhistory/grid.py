@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import shorten
 from .errors import UsageError
 from .pool import execute
 from .records import atomic_write, read_jsonl
-from .runner import RunOptions
+from .runner import RunOptions, load_recipe
 from .spec import Milestone
 
 
@@ -36,23 +37,33 @@ class Axis:
     log: bool = False
 
 
+MAX_POINTS = 1000
+"""A grid larger than this is almost surely a typo (``lr=1e-3:1e-1:1000000``)."""
+
+
 def parse_axis(item: str) -> Axis:
     """``key=low:high:n`` -> n log-spaced values; ``key=a,b`` -> a list; ``key=v`` -> one value."""
     key, sep, spec = item.partition("=")
+    said = shorten(item)
     if not sep or not key or not spec:
-        raise UsageError(f"sweep item {item!r} is not key=low:high:n, key=a,b,c or key=value")
+        raise UsageError(f"sweep item {said!r} is not key=low:high:n, key=a,b,c or key=value")
     if spec.count(":") == 2:
         low, high, n = spec.split(":")
         try:
             low_f, high_f, count = float(low), float(high), int(n)
         except ValueError:
-            raise UsageError(f"sweep item {item!r}: low:high:n needs two numbers and a count") from None
-        if low_f <= 0 or high_f <= 0 or count < 2:
-            raise UsageError(f"sweep item {item!r}: a log grid needs positive ends and n >= 2")
+            raise UsageError(f"sweep item {said!r}: low:high:n needs two numbers and a count") from None
+        if not (math.isfinite(low_f) and math.isfinite(high_f)) or low_f <= 0 or high_f <= 0 or count < 2:
+            raise UsageError(f"sweep item {said!r}: a log grid needs finite positive ends and n >= 2")
+        if count > MAX_POINTS:
+            raise UsageError(f"sweep item {said!r}: {count} points; a grid takes at most {MAX_POINTS}")
         step = (math.log10(high_f) - math.log10(low_f)) / (count - 1)
         values = tuple(f"{10 ** (math.log10(low_f) + i * step):.6g}" for i in range(count))
         return Axis(key, values, log=True)
-    return Axis(key, tuple(v for v in spec.split(",") if v))
+    values = tuple(v for v in spec.split(",") if v)
+    if not values:
+        raise UsageError(f"sweep item {said!r} lists no values, e.g. {key}=1,2,3")
+    return Axis(key, values)
 
 
 @dataclass(frozen=True)
@@ -126,9 +137,11 @@ def run_sweep(milestone: Milestone, items: list[str], preset: str = "cpu", seeds
     """Run every point of the grid not yet in the sweep's results.jsonl; return (dir, axes, records)."""
     axes = [parse_axis(item) for item in items]
     names = variants or [None]
-    for v in names:
-        milestone.recipe(preset, v)  # an unknown preset or variant fails before any work
     todo_all = jobs(axes, names, seeds)
+    if len(todo_all) > MAX_POINTS:
+        raise UsageError(f"the sweep has {len(todo_all)} runs; at most {MAX_POINTS}: fewer values or seeds")
+    for variant, overrides in {(j.variant, j.overrides) for j in todo_all}:
+        load_recipe(milestone, preset, variant, overrides)  # a bad key or value fails before any work
     out = sweep_dir(options.get("runs_dir", "runs"), milestone.key, preset, items, names)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"

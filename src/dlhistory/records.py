@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from .config import shorten
 from .errors import UsageError
 
 
@@ -50,10 +51,9 @@ def find_run(runs_dir: str, milestone: str, variant: str, which: str, finished: 
     The one run finder: --resume, translate and play all use it."""
     if which != "latest":
         path = Path(which)
-        if not (path / "config.json").exists():
-            raise UsageError(f"{which}: not a run directory (no config.json there)")
+        run_config_of(path)
         if finished and not is_finished(path):
-            raise UsageError(f"{which}: this run did not complete; finish it with --resume {which}")
+            raise UsageError(f"{shorten(which)}: this run did not complete; finish it with --resume {which}")
         return path
     runs = [p for p in runs_of(runs_dir, milestone, variant)
             if (not finished or is_finished(p))
@@ -63,6 +63,23 @@ def find_run(runs_dir: str, milestone: str, variant: str, which: str, finished: 
         raise UsageError(f"no {what} of {milestone}/{variant} under {runs_dir}; train one with "
                          f"'dlhistory run {milestone}{' --preset ' + preset if preset else ''}'")
     return runs[-1]
+
+
+RUN_KEYS = {"milestone", "variant", "preset", "seed", "overrides", "precision"}
+
+
+def run_config_of(path: Path) -> dict[str, Any]:
+    """A run directory's config.json; a one-line error where ``path`` is not a run directory."""
+    said = shorten(str(path))
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (FileNotFoundError, NotADirectoryError):
+        raise UsageError(f"{said}: not a run directory (no config.json there)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"{said}: its config.json is unreadable ({type(e).__name__})") from None
+    if not isinstance(config, dict) or not config.keys() >= RUN_KEYS:
+        raise UsageError(f"{said}: its config.json is not a dlhistory run's")
+    return config
 
 
 def runs_of(runs_dir: str, milestone: str, variant: str) -> list[Path]:

@@ -237,13 +237,14 @@ class Milestone:
         from .errors import UsageError, did_you_mean
 
         if preset not in self.presets:
-            raise UsageError(f"unknown preset {preset!r} for {self.key}{did_you_mean(preset, self.presets)}")
+            hint = did_you_mean(preset, self.presets)
+            raise UsageError(f"unknown preset {preset[:80]!r} for {self.key}{hint}")
         recipe = self.presets[preset]
         if variant is None or variant == self.variant:
             return recipe
         if variant not in self.baselines:
             raise UsageError(
-                f"{self.key} has no variant {variant!r}{did_you_mean(variant, self.variants)}"
+                f"{self.key} has no variant {variant[:80]!r}{did_you_mean(variant, self.variants)}"
             )
         return recipe.swap(**self.baselines[variant](preset))
 

@@ -1,0 +1,156 @@
+"""Every subcommand against generated bad input: exit 0, or exit 2 with one short line; never a traceback;
+nothing left behind that looks valid.
+
+The subcommands are read from the command line's own parser, so a milestone's new tool (``sample``,
+``generate``, ``classify``, ...) is driven here the day it is registered. Hypothesis builds the words:
+milestone names, dotted overrides with wrong keys and wrong values (NaN, infinities, huge numbers, text,
+empty), and every option of the subcommand with values of the wrong kind, out of range, or naming paths
+that cannot be used (a file where a folder belongs, /proc, a folder that does not exist, an empty one).
+
+An accepted command is stopped where training would begin (``runner._run``): what it would train is
+covered by the smoke and learning tests; this harness is about the input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dlhistory import catalogue, checkpoint, cli, pool, runner
+from dlhistory.config import keys
+
+
+class Reached(Exception):
+    """The command was accepted and got as far as starting a run."""
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = cli.build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+KEYS = sorted({key for m in catalogue.CATALOGUE for key in keys(m.recipe("smoke"))})
+BAD_KEYS = ["model.nope", "x.y", "model", "algorithm.", ".lr", "=", "data.train_size.x", "model.n.n"]
+VALUES = ["nan", "inf", "-inf", "-1", "0", "1e999", "99999999999999999999999", "abc", "", "1,2", ",,,",
+          "true", "None", "x" * 2000, "1e-3", "0.5", "3", "\x00", "é"]
+NAMES = st.sampled_from([m.key for m in catalogue.CATALOGUE] + ["", "alexnt", "x" * 500, "../etc", "ALEXNET"])
+
+
+def overrides() -> st.SearchStrategy[list[str]]:
+    key = st.sampled_from(KEYS + BAD_KEYS)
+    return st.lists(st.builds(lambda k, v: f"{k}={v}", key, st.sampled_from(VALUES)) | st.sampled_from(
+        ["noequals", "=value", "model.n==3"]), max_size=3)
+
+
+def option_values(paths: dict[str, str]) -> st.SearchStrategy[str]:
+    return st.sampled_from(["-1", "0", "1", "2", "3", "99999999999999999999", "abc", "", "nan", "smoke",
+                            "cpu", "huge", "x" * 300, *paths.values()])
+
+
+def command(name: str, parser: argparse.ArgumentParser,
+            paths: dict[str, str]) -> st.SearchStrategy[list[str]]:
+    """Words for ``dlhistory NAME ...``: its positionals, some of its options with generated values."""
+    options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    positional = [a for a in parser._actions if not a.option_strings]
+
+    def words(draw_milestone, draw_overrides, chosen, values):
+        argv = [name]
+        for action in positional:
+            if action.dest == "milestone":
+                argv.append(draw_milestone)
+            elif action.nargs in ("*", "+"):
+                argv += draw_overrides
+        for action, value in zip(chosen, values, strict=False):
+            flag = action.option_strings[-1]
+            argv += [flag] if action.nargs == 0 else [flag, value]
+        return argv
+
+    return st.builds(words, NAMES, overrides(),
+                     st.lists(st.sampled_from(options), max_size=4, unique_by=lambda a: a.dest) if options
+                     else st.just([]),
+                     st.lists(option_values(paths), min_size=4, max_size=4))
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("places")
+    (root / "a-file.txt").write_text("not a run\n")
+    (root / "empty").mkdir()
+    bad = root / "bad-run"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    return {"file": str(root / "a-file.txt"), "empty": str(root / "empty"),
+            "missing": str(root / "no" / "such"), "proc": "/proc/x", "bad run": str(bad),
+            "gif": str(root / "out.gif"), "png": "/proc/x.png"}
+
+
+@pytest.fixture(scope="module")
+def stop_before_training():
+    def reached(*args, **kwargs):
+        raise Reached
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(runner, "_run", reached)
+        # Runs in worker processes would not see the patch: an accepted parallel command stops here.
+        m.setattr(pool.concurrent.futures, "ProcessPoolExecutor", reached)
+        yield
+
+
+def drive(argv: list[str]) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = cli.main(argv)
+        except Reached:
+            code = 0
+    return code, err.getvalue()
+
+
+def assert_clean(code: int, err: str, argv: list[str]) -> None:
+    assert "Traceback" not in err, (argv, err)
+    assert code in (0, 2), (argv, code, err)
+    if code == 2:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("dlhistory: error: "), (argv, err)
+        assert len(lines[0]) < 600, (argv, len(lines[0]))
+
+
+def assert_nothing_half_written(runs: Path) -> None:
+    for path in runs.rglob("*"):
+        assert not path.name.endswith(".part"), path
+        if path.name == "result.json":
+            assert json.loads(path.read_text())["status"] in ("complete", "diverged"), path
+        if path.name == "checkpoint.safetensors":
+            checkpoint.load(path)
+
+
+@pytest.mark.parametrize("name", sorted(subcommands()))
+def test_a_subcommand_takes_bad_input_cleanly(name, places, stop_before_training, run_env, tmp_path_factory):
+    runs = tmp_path_factory.mktemp(f"runs-{name}")
+
+    @settings(max_examples=60, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(command(name, subcommands()[name], places))
+    def probe(argv: list[str]) -> None:
+        if "--runs-dir" not in argv:
+            argv = [*argv, "--runs-dir", str(runs)] if name not in ("list", "show") else argv
+        code, err = drive(argv)
+        assert_clean(code, err, argv)
+        assert_nothing_half_written(runs)
+
+    probe()
+
+
+def test_every_subcommand_is_driven():
+    """The harness reads the subcommands from the parser: every tool of the catalogue is among them."""
+    names = set(subcommands())
+    assert {"list", "show", "run", "compare", "sweep", "review"} <= names
+    assert {t.name for m in catalogue.CATALOGUE for t in m.tools} <= names
