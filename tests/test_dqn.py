@@ -443,7 +443,9 @@ def test_play_never_picks_a_run_that_did_not_complete(env, tmp_path, capsys):
     def fake(name: str, status: str | None) -> Path:
         run_dir = tmp_path / "dqn" / "dqn" / name
         run_dir.mkdir(parents=True)
-        (run_dir / "config.json").write_text(json.dumps({"milestone": "dqn", "preset": "smoke"}))
+        config = {"milestone": "dqn", "variant": "dqn", "preset": "smoke", "seed": 0, "overrides": [],
+                  "precision": "fp32"}
+        (run_dir / "config.json").write_text(json.dumps(config))
         if status:
             (run_dir / "result.json").write_text(json.dumps({"status": status}))
         return run_dir
