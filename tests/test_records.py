@@ -55,3 +55,28 @@ def test_the_code_version_of_a_milestone_covers_what_it_imports():
 def test_identity_ignores_key_order():
     assert identity({"a": 1, "b": {"c": 2}}) == identity({"b": {"c": 2}, "a": 1})
     assert identity({"a": 1}) != identity({"a": 2})
+
+
+def test_holding_a_directory_removes_what_a_killed_writer_left(tmp_path):
+    from dlhistory.records import hold
+
+    (tmp_path / ".checkpoint.safetensors.4242.part").write_bytes(b"half a checkpoint")
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"the good one")
+    with hold(tmp_path):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "checkpoint.safetensors"]
+
+
+def test_a_held_directory_is_refused_with_the_holders_pid(tmp_path):
+    import os
+
+    import pytest
+
+    from dlhistory.errors import UsageError
+    from dlhistory.records import held, hold
+
+    with hold(tmp_path):
+        assert held(tmp_path)
+        with pytest.raises(UsageError, match=f"in use by process {os.getpid()}"), hold(tmp_path):
+            pass
+    assert not held(tmp_path)

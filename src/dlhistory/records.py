@@ -213,7 +213,8 @@ def hold(directory: Path, wait: bool = False) -> Iterator[None]:
     """Hold ``directory`` for this process (an advisory lock the kernel drops if the process dies).
 
     Another process that wants it fails with a one-line error naming the holder, or, with ``wait``,
-    waits for it (two workers that need the same pre-training).
+    waits for it (two workers that need the same pre-training). Temporary files that a process killed
+    mid-write left there (``.checkpoint.safetensors.<pid>.part``) are removed on taking it.
     """
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "a+") as f:
@@ -228,6 +229,8 @@ def hold(directory: Path, wait: bool = False) -> Iterator[None]:
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
+        for stale in directory.glob(".*.part"):  # a writer killed mid-write left it; no one writes now
+            stale.unlink(missing_ok=True)
         try:
             yield
         finally:
