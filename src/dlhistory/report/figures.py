@@ -10,11 +10,20 @@ from pathlib import Path
 
 import matplotlib
 
-from ..records import read_jsonl
+from ..records import atomic_write, read_jsonl
 from ..spec import Panel
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
+
+
+def save(fig, out: Path) -> None:
+    """Lay the figure out and write it as a PNG, atomically (a reader never sees half an image)."""
+    fig.tight_layout()
+    try:
+        atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    finally:
+        plt.close(fig)
 
 
 def training_curves(metrics_path: Path, panels: Sequence[Panel], out: Path) -> None:
@@ -41,9 +50,7 @@ def training_curves(metrics_path: Path, panels: Sequence[Panel], out: Path) -> N
         label = (panel.label or panel.key) + (" (%)" if panel.percent else "")
         ax.set(xlabel=panel.x.replace("_", " "), ylabel=label, title=panel.label or panel.key)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save(fig, out)
 
 
 _SPLIT_NAMES = {"train": "training (running mean)", "val": "validation"}
@@ -77,9 +84,7 @@ def bar_chart(comparison, out: Path) -> None:
     m = comparison.milestone
     ax.set(ylabel=column.header + (" (%)" if scale == 100 else ""),
            title=f"{m.year} {m.title} ({comparison.preset}, {len(comparison.seeds)} seeds)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save(fig, out)
 
 
 def logged_curves(results: list[dict], split: str, key: str,
@@ -112,9 +117,7 @@ def _curves_by_variant(comparison, out: Path) -> None:
     m = comparison.milestone
     fig.suptitle(f"{m.year} {m.title}: training loss by depth ({comparison.preset}, "
                  f"{len(comparison.seeds)} seeds)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save(fig, out)
 
 
 def sweep_figure(axes, rows: list[dict], metric: str, title: str, out: Path) -> None:
@@ -143,9 +146,7 @@ def sweep_figure(axes, rows: list[dict], metric: str, title: str, out: Path) -> 
         ax.set_xscale("log")
     ax.set(xlabel=x_axis.key, ylabel=metric + (" (%)" if scale == 100 else ""), title=title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save(fig, out)
 
 
 def learning_rate_figure(curves: dict[str, list[tuple[float, list[float]]]], defaults: dict[str, float],
@@ -182,9 +183,7 @@ def learning_rate_figure(curves: dict[str, list[tuple[float, list[float]]]], def
         note += f"; points below {bottom:.0f}% are off the axis"
     ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=7, color="0.3")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save(fig, out)
 
 
 def loss_curves_figure(runs: dict[str, list[dict]], title: str, out: Path) -> None:
@@ -201,9 +200,7 @@ def loss_curves_figure(runs: dict[str, list[dict]], title: str, out: Path) -> No
                         alpha=0.2)
     ax.set(xlabel="iteration", ylabel="training loss (negative log-likelihood)", yscale="log", title=title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save(fig, out)
 
 
 def _is_number(value: str) -> bool:
@@ -223,9 +220,7 @@ def attention_map(source: list[str], output: list[str], weights, title: str, out
     ax.set_yticks(range(len(output)), [t.replace("\u2581", "") for t in output])
     ax.xaxis.tick_top()
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save(fig, out)
 
 
 def validation_curves(runs: dict[str, list[dict]], metric: str, x: str, title: str, out: Path) -> None:
@@ -243,9 +238,7 @@ def validation_curves(runs: dict[str, list[dict]], metric: str, x: str, title: s
                     color=f"C{i}", alpha=0.8, label=label if j == 0 else None)
     ax.set(xlabel=unit, ylabel=f"validation {metric}", title=title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save(fig, out)
 
 
 def return_curves(runs: dict[str, list[dict]], title: str, out: Path) -> None:
@@ -271,6 +264,4 @@ def return_curves(runs: dict[str, list[dict]], title: str, out: Path) -> None:
                             alpha=0.15)
     ax.set(xlabel="environment steps", ylabel="score per game", title=title)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save(fig, out)
