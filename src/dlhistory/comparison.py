@@ -25,7 +25,7 @@ from typing import Any
 
 from .errors import DataError
 from .pool import execute
-from .records import write_json
+from .records import atomic_write_text, write_json
 from .runner import RunOptions
 from .spec import Metric, Milestone, Verdict
 
@@ -202,7 +202,7 @@ def save(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "summary.json", "md": out_dir / "summary.md"}
     write_json(paths["json"], comparison.to_json())
-    tables.write_text(paths["md"], tables.comparison_markdown(comparison))
+    atomic_write_text(paths["md"], tables.comparison_markdown(comparison))
     draw = comparison.milestone.claim.figures
     if draw is not None:
         paths.update({f"figure{i or ''}": p for i, p in enumerate(draw(comparison, out_dir))})
@@ -274,7 +274,7 @@ def _save_review(result: Review, out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     result.paths = {"md": out / "summary.md", "json": out / "summary.json"}
-    tables.write_text(result.paths["md"], tables.review_markdown(result))
+    atomic_write_text(result.paths["md"], tables.review_markdown(result))
     write_json(result.paths["json"], result.to_json())
 
 

@@ -15,10 +15,11 @@ import dataclasses
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from .hardware import resolve
-from .records import find_finished, find_unfinished
+from .records import find_finished, find_unfinished, runs_by_identity
 from .runner import Diverged, RunOptions, load_recipe, run, run_config
 from .spec import Milestone
 
@@ -32,16 +33,18 @@ def run_point(milestone: Milestone, options: RunOptions) -> dict[str, Any]:
                 "seed": options.seed, "run_dir": getattr(e, "run_dir", None)}
 
 
-def made_before(milestone: Milestone, options: RunOptions) -> tuple[dict | None, RunOptions]:
+def made_before(milestone: Milestone, options: RunOptions,
+                made: dict[str, list[Path]]) -> tuple[dict | None, RunOptions]:
     """(the result of a run that already ran ``options`` to its end with this code, or None; the options
-    to run otherwise: resuming an interrupted run of the same identity where there is one)."""
+    to run otherwise: resuming an interrupted run of the same identity where there is one). ``made``
+    is the variant's runs by identity (:func:`~dlhistory.records.runs_by_identity`)."""
     variant = options.variant or milestone.variant
     recipe = load_recipe(milestone, options.preset, variant, options.overrides)
     device, bf16 = resolve(options.device, options.precision)
     config = run_config(milestone, recipe, variant, options, device.type, "bf16" if bf16 else "fp32")
-    wanted = config["identity"]
-    found = find_finished(options.runs_dir, milestone.key, variant, wanted)
-    interrupted = None if found else find_unfinished(options.runs_dir, milestone.key, variant, wanted)
+    candidates = made.get(config["identity"], [])
+    found = find_finished(candidates)
+    interrupted = None if found else find_unfinished(candidates)
     return found, dataclasses.replace(options, resume=str(interrupted)) if interrupted else options
 
 
@@ -58,11 +61,13 @@ def execute(milestone: Milestone, runs: list[RunOptions], workers: int = 1,
     names = names or [f"{o.variant or milestone.variant} {' '.join(o.overrides)} seed {o.seed}" for o in runs]
     todo = []
     runs = list(runs)
+    made = {v: runs_by_identity(o.runs_dir, milestone.key, v)
+            for v, o in {o.variant or milestone.variant: o for o in runs}.items()} if reuse else {}
     for i, options in enumerate(runs):
         if not reuse:
             todo.append(i)
             continue
-        found, runs[i] = made_before(milestone, options)
+        found, runs[i] = made_before(milestone, options, made[options.variant or milestone.variant])
         if found is None:
             todo.append(i)
             if runs[i].resume:

@@ -108,35 +108,37 @@ def is_finished(run_dir: Path) -> bool:
     return result is not None and result.get("status") == "complete"
 
 
-def find_finished(runs_dir: str, milestone: str, variant: str, wanted: str) -> dict | None:
-    """The result of the newest run with identity ``wanted`` that ran to its end (completed, or
-    diverged: that is a result too), or None. A run that was interrupted is never used."""
-    for run_dir in _same_runs(runs_dir, milestone, variant, wanted):
+def runs_by_identity(runs_dir: str, milestone: str, variant: str) -> dict[str, list[Path]]:
+    """The runs of a milestone's variant grouped by identity, newest first: read once, then looked up
+    for every run an experiment needs."""
+    found: dict[str, list[Path]] = {}
+    for run_dir in reversed(runs_of(runs_dir, milestone, variant)):
+        try:
+            wanted = json.loads((run_dir / "config.json").read_text()).get("identity")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue
+        found.setdefault(wanted, []).append(run_dir)
+    return found
+
+
+def find_finished(candidates: list[Path]) -> dict | None:
+    """The result of the newest of ``candidates`` (runs of one identity, newest first) that ran to its
+    end (completed, or diverged: that is a result too), or None. An interrupted run is never used."""
+    for run_dir in candidates:
         result = read_result(run_dir)
         if result is not None and result.get("status") in ("complete", "diverged"):
             return {**result, "run_dir": str(run_dir), "reused": True}
     return None
 
 
-def find_unfinished(runs_dir: str, milestone: str, variant: str, wanted: str) -> Path | None:
-    """The newest run with identity ``wanted`` that was interrupted after a checkpoint and that no
-    process holds now: the run to continue (``--resume``) instead of starting it again."""
-    for run_dir in _same_runs(runs_dir, milestone, variant, wanted):
+def find_unfinished(candidates: list[Path]) -> Path | None:
+    """The newest of ``candidates`` that was interrupted after a checkpoint and that no process holds
+    now: the run to continue (``--resume``) instead of starting it again."""
+    for run_dir in candidates:
         checkpointed = (run_dir / "checkpoint.safetensors").exists()
         if read_result(run_dir) is None and checkpointed and not held(run_dir):
             return run_dir
     return None
-
-
-def _same_runs(runs_dir: str, milestone: str, variant: str, wanted: str) -> Iterator[Path]:
-    """The runs of a milestone's variant whose identity is ``wanted``, newest first."""
-    for run_dir in reversed(runs_of(runs_dir, milestone, variant)):
-        try:
-            config = json.loads((run_dir / "config.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if config.get("identity") == wanted:
-            yield run_dir
 
 
 def identity(config: dict[str, Any]) -> str:
@@ -238,12 +240,17 @@ def hold(directory: Path, wait: bool = False) -> Iterator[None]:
 
 
 def held(directory: Path) -> bool:
-    """Whether some process holds ``directory`` now (see :func:`hold`)."""
+    """Whether some process holds ``directory`` now (see :func:`hold`); takes and changes nothing."""
     try:
-        with hold(directory):
-            return False
-    except UsageError:
-        return True
+        with open(directory / ".lock") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)  # refused while anyone holds it exclusively
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except FileNotFoundError:
+        pass
+    return False
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

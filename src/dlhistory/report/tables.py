@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-
-from ..records import atomic_write_text
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -24,10 +21,6 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
 
     return "\n".join([fmt(headers), "|" + "---|" * len(headers), *(fmt(r) for r in rows)]) + "\n"
-
-
-def write_text(path: Path, text: str) -> None:
-    atomic_write_text(path, text)
 
 
 def comparison_markdown(comparison) -> str:
