@@ -25,8 +25,10 @@ from dlhistory.data.environments import AtariConfig, CartPoleConfig, Environment
 from dlhistory.errors import UsageError
 from dlhistory.milestones import dqn as milestone_dqn
 from dlhistory.milestones.dqn import DQN as DQNProcedure
-from dlhistory.milestones.dqn import PLAY, DQNConfig, TDConfig, TemporalDifference, epsilon
+from dlhistory.milestones.dqn import DQNConfig, TDConfig, TemporalDifference, epsilon
 from dlhistory.spec import Context
+from dlhistory.tools import play as play_tool
+from dlhistory.tools.play import PLAY
 
 DQN = milestone_dqn.MILESTONE
 
@@ -412,15 +414,15 @@ def test_play_is_the_milestones_tool():
 
 
 def test_env_picks_the_preset():
-    assert milestone_dqn.preset_for(DQN, "cpu", None) == "cpu"
-    assert milestone_dqn.preset_for(DQN, "cpu", "cartpole") == "cpu"
-    assert milestone_dqn.preset_for(DQN, "cpu", "breakout") == "cpu-breakout"
-    assert milestone_dqn.preset_for(DQN, "smoke", "breakout") == "smoke-breakout"
-    assert milestone_dqn.preset_for(DQN, "full", "breakout") == "full"
+    assert play_tool.preset_for(DQN, "cpu", None) == "cpu"
+    assert play_tool.preset_for(DQN, "cpu", "cartpole") == "cpu"
+    assert play_tool.preset_for(DQN, "cpu", "breakout") == "cpu-breakout"
+    assert play_tool.preset_for(DQN, "smoke", "breakout") == "smoke-breakout"
+    assert play_tool.preset_for(DQN, "full", "breakout") == "full"
     with pytest.raises(UsageError, match="no 'full' preset for --env cartpole"):
-        milestone_dqn.preset_for(DQN, "full", "cartpole")
+        play_tool.preset_for(DQN, "full", "cartpole")
     with pytest.raises(UsageError, match="'gpu'"):
-        milestone_dqn.preset_for(DQN, "gpu", None)
+        play_tool.preset_for(DQN, "gpu", None)
 
 
 def test_play_writes_a_gif_and_prints_scores(env, tmp_path, capsys):
@@ -462,8 +464,12 @@ def test_play_never_picks_a_run_that_did_not_complete(env, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--episodes", "0"], "--episodes 0: play at least 1 game"),
+    (["--episodes", "0"], "--episodes 0: play 1 to 100 games"),
+    (["--episodes", "100000"], "play 1 to 100 games"),
+    (["--seed", "-1"], "--seed -1: environment seeds are whole numbers"),
     (["--gif", "out.png"], "must end in .gif"),
+    (["--gif", "/proc/x.gif"], "cannot write in /proc"),
+    (["--gif", "/"], "a folder; give a file name ending in .gif"),
     (["--variant", "linaer"], "did you mean: linear"),
     (["--preset", "full", "--env", "cartpole"], "no 'full' preset for --env cartpole"),
     ([], "no finished cpu runs of dqn/dqn"),

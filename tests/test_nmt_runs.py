@@ -112,6 +112,15 @@ def test_translate_reads_a_file_and_a_checkpoint(trained, capsys, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["translate", "seq2seq"], "nothing to translate"),
     (["translate", "seq2seq", "Hallo.", "--beam", "0"], "beam width"),
+    (["translate", "seq2seq", "Hallo.", "--beam", "100000"], "beam width is 1 (greedy) to 32"),
+    (["translate", "seq2seq", "Hallo.", "--alpha", "nan"], "length-penalty exponent"),
+    (["translate", "seq2seq", ""], "sentence 1 is empty"),
+    (["translate", "seq2seq", "Hallo.", " "], "sentence 2 is empty"),
+    (["translate", "seq2seq", " ".join(["Haus"] * 300)], "over the 200 this tool takes"),
+    (["translate", "seq2seq", "Hallo.", "--attention-map", "/proc/x.png"], "cannot write in /proc"),
+    (["translate", "seq2seq", "Hallo.", "--attention-map", "x.gif"], "must end in .png"),
+    (["translate", "seq2seq", "Hallo.", "--checkpoint", "empty"], "not a run directory"),
+    (["translate", "seq2seq", "Hallo.", "--checkpoint", "notes.txt"], "not a run directory"),
     (["translate", "seq2seq", "Hallo.", "--file", "/no/such/file.txt"], "cannot read it"),
     (["translate", "seq2seq", "Hallo.", "--checkpoint", "/no/such/run"], "not a run directory"),
     (["translate", "seq2seq", "Hallo.", "--variant", "nope"], "has no variant"),
@@ -119,6 +128,8 @@ def test_translate_reads_a_file_and_a_checkpoint(trained, capsys, tmp_path):
 ])
 def test_translate_bad_input_is_one_line_and_exit_2(trained, capsys, argv, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    Path("empty").mkdir()
+    Path("notes.txt").write_text("not weights\n")
     code = main([*argv, "--runs-dir", str(trained)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and "\n" not in err

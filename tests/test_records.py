@@ -43,13 +43,40 @@ def test_the_code_version_of_a_milestone_covers_what_it_imports():
     from pathlib import Path
 
     import dlhistory
-    from dlhistory.records import _milestone_sources
+    from dlhistory.records import sources
 
-    folder = Path(dlhistory.__file__).parent / "milestones"
-    assert [p.stem for p in _milestone_sources(folder, "transformer")] == ["seq2seq", "transformer"]
-    assert [p.stem for p in _milestone_sources(folder, "resnet")] == ["adam", "alexnet", "resnet"]
+    root = Path(dlhistory.__file__).parent
+
+    def files(key: str) -> set[str]:
+        return {str(p.relative_to(root)) for p in sources(root, [root / "runner.py",
+                                                                   root / "milestones" / f"{key}.py"])}
+
+    transformer, resnet, dqn = files("transformer"), files("resnet"), files("dqn")
+    assert {"runner.py", "milestones/seq2seq.py", "milestones/transformer.py", "data/translation.py",
+            "algorithms/decoding.py", "milestones/__init__.py"} <= transformer
+    assert {"milestones/adam.py", "milestones/alexnet.py", "data/images.py"} <= resnet
+    # What a milestone does not import cannot change its runs: another dataset, the reporting parts.
+    assert not {p for p in dqn if p.startswith(("data/images", "data/translation", "milestones/alexnet"))}
+    assert not {p for p in transformer | resnet | dqn
+                if p.split("/")[0] in ("cli.py", "report", "tools", "comparison.py", "records.py")}
     assert code_version("resnet") == code_version("resnet") and len(code_version("resnet")) == 16
     assert code_version("resnet") != code_version("transformer")
+
+
+def test_a_new_module_that_a_milestone_does_not_import_keeps_its_version(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    import dlhistory
+    from dlhistory.records import _code_version
+
+    root = tmp_path / "dlhistory"
+    shutil.copytree(Path(dlhistory.__file__).parent, root, ignore=shutil.ignore_patterns("__pycache__"))
+    before = _code_version(root, "alexnet")
+    (root / "data" / "shakespeare.py").write_text("WORDS = 1\n")
+    assert _code_version(root, "alexnet") == before
+    (root / "data" / "images.py").write_text((root / "data" / "images.py").read_text() + "\nX = 1\n")
+    assert _code_version(root, "alexnet") != before
 
 
 def test_identity_ignores_key_order():

@@ -11,10 +11,10 @@ import argparse
 import os
 import signal
 import sys
-from pathlib import Path
 
 from .config import shorten
 from .errors import UsageError
+from .records import writable_folder
 
 EPILOG = """examples:
   dlhistory list
@@ -113,7 +113,7 @@ def check(args: argparse.Namespace) -> None:
     if hasattr(args, "seed") and args.seed is None:
         args.seed = 0
     if getattr(args, "runs_dir", None) is not None:
-        _writable_folder(args.runs_dir, "--runs-dir")
+        writable_folder(args.runs_dir, "--runs-dir")
     if getattr(args, "data_dir", None) is not None and not os.access(args.data_dir, os.R_OK | os.X_OK):
         raise UsageError(f"--data-dir {shorten(args.data_dir)}: no readable folder there")
     if getattr(args, "preset", None) == "full" and getattr(args, "device", "auto") in ("auto", "cpu"):
@@ -122,19 +122,6 @@ def check(args: argparse.Namespace) -> None:
         if not torch.cuda.is_available():
             _log("note: the full preset is paper scale, meant for a GPU; on this CPU it can take many hours "
                  "(--preset cpu shows the claim in minutes)")
-
-
-def _writable_folder(path: str, option: str) -> None:
-    """``path`` is a folder this process can write in, or can be made one (nothing is created here)."""
-    folder = Path(path).absolute()
-    try:
-        existing = next(p for p in (folder, *folder.parents) if p.exists())
-    except OSError as e:  # a name too long for the file system, ...
-        raise UsageError(f"{option} {shorten(path)}: not a usable path ({e.strerror})") from None
-    if not existing.is_dir():
-        raise UsageError(f"{option} {shorten(path)}: {shorten(str(existing))} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK) or str(existing).startswith(("/proc", "/sys")):
-        raise UsageError(f"{option} {shorten(path)}: this user cannot write in {shorten(str(existing))}")
 
 
 def _interrupt(signum, frame) -> None:

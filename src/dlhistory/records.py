@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -147,16 +148,18 @@ def identity(config: dict[str, Any]) -> str:
 
 
 REPORTING = ("__init__.py", "__main__.py", "catalogue.py", "cli.py", "comparison.py", "config.py",
-             "errors.py", "grid.py", "pool.py", "records.py", "report", "spec.py")
-"""The package's parts that only parse, start, compare and report runs: they cannot change a run's result
-(the configs they produce are part of its identity themselves)."""
+             "errors.py", "grid.py", "pool.py", "records.py", "report", "spec.py", "tools")
+"""The package's parts that only parse, start, compare and report runs, or use finished ones (the
+milestones' tools): they cannot change a run's result (the configs they produce are part of its
+identity themselves)."""
 
 
 def code_version(milestone: str) -> str:
-    """A hash of the code that computes a run of ``milestone``: the shared components and the runner,
-    the milestone's file and the files of the milestones it imports from; their syntax trees without
-    comments and docstrings. Runs made by different code are never mixed up, while a corrected comment,
-    a new table format or another milestone's change keeps them reusable.
+    """A hash of the code that computes a run of ``milestone``: the runner, the milestone's file and
+    every module of the package they import, transitively (the reporting parts aside); their syntax
+    trees without comments and docstrings. Runs made by different code are never mixed up, while a
+    corrected comment, a new table format, another milestone's change or a new dataset module that
+    this milestone does not use keeps them reusable.
 
     Every version is read from disk once, at the first call, close to when the process imported the
     code it runs: a file edited while a long review runs cannot lend its hash to the old code."""
@@ -175,28 +178,57 @@ def _package() -> Path:
 
 
 def _code_version(root: Path, milestone: str) -> str:
-    shared = [p for p in root.rglob("*.py")
-              if p.relative_to(root).parts[0] not in REPORTING and p.parent.name != "milestones"]
     digest = hashlib.sha256()
-    for path in sorted(shared) + _milestone_sources(root / "milestones", milestone):
+    for path in sources(root, [root / "runner.py", root / "milestones" / f"{milestone}.py"]):
         tree = _without_docstrings(ast.parse(path.read_text()))
         digest.update(str(path.relative_to(root)).encode() + b"\0" + ast.dump(tree).encode() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def _milestone_sources(folder: Path, key: str) -> list[Path]:
-    """The milestone's file and those of the milestones it imports from (``from .seq2seq import``,
-    ``from . import alexnet``), transitively."""
-    todo, seen = [key], set()
+def sources(root: Path, start: list[Path]) -> list[Path]:
+    """The package's files that ``start`` imports, transitively, with ``start`` itself: every import
+    of the package (``from .data import images``, ``from ..runner import load_recipe``, ``from . import
+    alexnet``, inside functions too), without the reporting parts."""
+    todo, seen = [p for p in start if p.is_file()], set()
     while todo:
-        name = todo.pop()
-        if name in seen or not (folder / f"{name}.py").is_file():
+        path = todo.pop()
+        if path in seen or path.relative_to(root).parts[0] in REPORTING:
             continue
-        seen.add(name)
-        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                todo += [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
-    return [folder / f"{name}.py" for name in sorted(seen)]
+        seen.add(path)
+        todo += _imported(root, path)
+        if path.parent != root:  # importing a module runs its package's __init__.py first
+            todo.append(path.parent / "__init__.py")
+    return sorted(seen)
+
+
+def _imported(root: Path, path: Path) -> list[Path]:
+    """The package's files one file imports (a package stands for its ``__init__.py``)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = path.parent
+            for _ in range(node.level - 1):
+                base = base.parent
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == root.name:
+            base, node.module = root, ".".join(node.module.split(".")[1:]) or None
+        elif isinstance(node, ast.Import):
+            found += [_module_file(root, root, a.name.split(".")[1:]) for a in node.names
+                      if a.name.split(".")[0] == root.name]
+            continue
+        else:
+            continue
+        parts = node.module.split(".") if node.module else []
+        found.append(_module_file(root, base, parts))
+        found += [_module_file(root, base, [*parts, a.name]) for a in node.names]  # submodules
+    return [p for p in found if p is not None]
+
+
+def _module_file(root: Path, base: Path, parts: list[str]) -> Path | None:
+    target = base.joinpath(*parts)
+    for candidate in (target.with_suffix(".py") if parts else None, target / "__init__.py"):
+        if candidate is not None and candidate.is_file() and root in candidate.parents:
+            return candidate
+    return None
 
 
 def _without_docstrings(tree: ast.AST) -> ast.AST:
@@ -255,7 +287,8 @@ def held(directory: Path) -> bool:
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """``write(tmp)`` a file beside ``path``, flush it to disk and rename it over ``path``: a reader (or a
-    crash) sees the old file or the new one, never half of one, and a failed write leaves nothing."""
+    crash) sees the old file or the new one, never half of one, and a failed write leaves nothing. A
+    full disk or a refused write is a one-line error that says the old file is kept."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
@@ -263,8 +296,54 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as e:
+        reason = _storage_failure(e)
+        if reason is None:
+            raise
+        kept = "the previous one is kept" if path.exists() else "nothing was written"
+        raise UsageError(f"cannot write {shorten(str(path))} ({reason}); {kept}; free some space "
+                         "(or give a writable place) and run the command again") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _storage_failure(error: Exception) -> str | None:
+    """Why the file system refused a write, or None when ``error`` is something else (a bug). Libraries
+    that write through Rust (safetensors) wrap the OS error in their own type and message."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return error.strerror or os.strerror(error.errno)
+    text = str(error)
+    for code, name in ((errno.ENOSPC, "StorageFull"), (errno.EDQUOT, "QuotaExceeded"),
+                       (errno.EROFS, "ReadOnlyFilesystem"), (errno.EACCES, "PermissionDenied")):
+        if f"code: {code}," in text or name in text:
+            return os.strerror(code)
+    return None
+
+
+def writable_folder(path: str, option: str) -> Path:
+    """``path`` is a folder this process can write in, or can be made one (nothing is created here)."""
+    folder = Path(path).absolute()
+    try:
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+    except OSError as e:  # a name too long for the file system, ...
+        raise UsageError(f"{option} {shorten(path)}: not a usable path ({e.strerror})") from None
+    if not existing.is_dir():
+        raise UsageError(f"{option} {shorten(path)}: {shorten(str(existing))} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK) or str(existing).startswith(("/proc", "/sys")):
+        raise UsageError(f"{option} {shorten(path)}: this user cannot write in {shorten(str(existing))}")
+    return folder
+
+
+def writable_file(path: str, option: str, suffix: str) -> Path:
+    """``path`` names a ``suffix`` file (``.png``, ``.gif``) that this process can write: checked before
+    any work, so a long computation does not end in a traceback about its output."""
+    file = Path(path)
+    if file.is_dir():
+        raise UsageError(f"{option} {shorten(path)}: a folder; give a file name ending in {suffix}")
+    if file.suffix.lower() != suffix:
+        raise UsageError(f"{option} {shorten(path)}: the file must end in {suffix}")
+    writable_folder(str(file.absolute().parent), option)
+    return file
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -18,17 +18,15 @@ the context c_i = sum_j alpha_ij h_j. The weights are a soft alignment between t
 Changed vs the baseline (the same encoder-decoder where the context is the encoder's final states at
 every step): the model only -- attention. Data (Multi30k German->English, a joint BPE vocabulary),
 loss (per-token cross-entropy) and algorithm (Adam, teacher forcing, clipping, and the same budget of
-training FLOPs) are the same. This file also holds what uses a trained model: ``dlhistory translate``
-(the Transformer shares it) and the comparison's figures.
+training FLOPs) are the same. This file also draws the comparison's figures; ``dlhistory translate``,
+which the Transformer shares, is in tools/translate.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import statistics
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,25 +35,17 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .. import checkpoint
-from ..algorithms.decoding import Hypotheses, beam_search
 from ..algorithms.translation import TranslationTrainingConfig, adam_translation
 from ..comparison import default_judge
 from ..data.translation import (
-    EOS,
     PAD,
     Multi30kConfig,
     TranslationData,
-    decode,
-    encode,
-    load_tokenizer,
     multi30k_data,
 )
-from ..errors import UsageError, did_you_mean
 from ..losses.sequence import TokenCrossEntropyConfig, token_cross_entropy
-from ..records import find_run
-from ..runner import load_recipe
-from ..spec import Claim, Component, Metric, Milestone, Recipe, Tool, Verdict
+from ..spec import Claim, Component, Metric, Milestone, Recipe, Verdict
+from ..tools.translate import TRANSLATE
 
 # ------------------------------------------------------------------------------------------------
 # Data: Multi30k task 1, German -> English, 29k caption pairs, one BPE vocabulary for both sides.
@@ -238,129 +228,8 @@ ALGORITHM = Component("adam-teacher-forcing", adam_translation, TRAINING)
 
 
 # ================================================================================================
-# Using a trained model: the ``translate`` tool, and the comparison's figures. The Transformer
-# (2017) translates with the same tool and draws the same figures.
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """What a translation model's builder reads from its data: only the vocabulary size."""
-
-    vocab_size: int
-
-
-@dataclass
-class Translation:
-    source_tokens: list[list[str]]
-    output_tokens: list[list[str]]
-    sentences: list[str]
-    hypotheses: Hypotheses
-
-
-class Translator:
-    """A finished run's model with the tokenizer it was trained with (``tokenizer.json``)."""
-
-    def __init__(self, milestone: Milestone, run_dir: Path, weights: Path | None = None):
-        config = json.loads((run_dir / "config.json").read_text())
-        if config["milestone"] != milestone.key:
-            raise UsageError(f"{run_dir} is a run of {config['milestone']}, not {milestone.key}; "
-                             f"use 'dlhistory translate {config['milestone']}'")
-        recipe = load_recipe(milestone, config["preset"], config["variant"], tuple(config["overrides"]))
-        self.tokenizer = load_tokenizer(run_dir / "tokenizer.json")
-        self.model = recipe.model(Vocabulary(self.tokenizer.get_vocab_size()))
-        path = weights or run_dir / "model.safetensors"
-        try:
-            self.model.load_state_dict(checkpoint.module_weights(path, "model"))
-        except RuntimeError as e:  # a weights file of another model or size
-            raise UsageError(f"{path} does not fit {config['milestone']}/{config['variant']} as configured "
-                             f"in {run_dir}: {str(e).splitlines()[0]}") from None
-        self.model.eval()
-        self.name = f"{config['milestone']}/{config['variant']}"
-
-    @torch.no_grad()
-    def translate(self, sentences: list[str], beam: int = 5, alpha: float = 0.6) -> Translation:
-        source = encode(self.tokenizer, sentences)
-        try:
-            hypotheses = beam_search(self.model, source, beam, alpha, attention=True)
-        except ValueError as e:  # the Transformer's position table is too short for the sentence
-            raise UsageError(f"{e}; split it into shorter sentences") from None
-        output = [_tokens(self.tokenizer, row) for row in hypotheses.ids.tolist()]
-        source_tokens = [_tokens(self.tokenizer, row) for row in source.tolist()]
-        return Translation(source_tokens, output, decode(self.tokenizer, hypotheses.ids), hypotheses)
-
-    def attention_map(self, translation: Translation, title: str, out: Path) -> None:
-        """Draw the first sentence's attention: which source subwords each output subword read."""
-        from ..report.figures import attention_map
-
-        source, output = translation.source_tokens[0], translation.output_tokens[0]
-        weights = translation.hypotheses.attention[0, : len(output), : len(source)].numpy()
-        attention_map(source, output, weights, title, out)
-
-
-def _tokens(tokenizer, row: list[int]) -> list[str]:
-    """The subwords of one output row, up to and including its first </s>."""
-    row = row[: row.index(EOS) + 1] if EOS in row else row
-    return [tokenizer.id_to_token(t) for t in row if t != PAD]
-
-
-def finished_run(runs_dir: str, milestone: Milestone, variant: str, which: str | None) -> tuple[Path, Path]:
-    """(run directory, weights file) of a run that completed: ``which`` (a run directory, or a weights
-    file in one) or the newest finished run of ``variant``."""
-    if which and Path(which).is_file():
-        return find_run(runs_dir, milestone.key, variant, str(Path(which).parent), finished=True), Path(which)
-    run_dir = find_run(runs_dir, milestone.key, variant, which or "latest", finished=True)
-    return run_dir, run_dir / "model.safetensors"
-
-
-def _translate_arguments(p) -> None:
-    p.add_argument("milestone", help="seq2seq or transformer")
-    p.add_argument("sentences", nargs="*", metavar="SENTENCE",
-                   help='source sentences, e.g. "Ein Mann fährt Rad."')
-    p.add_argument("--file", help="a text file of source sentences, one per line")
-    p.add_argument("--variant", help="a baseline's run instead of the milestone's, e.g. encdec")
-    p.add_argument("--checkpoint", metavar="RUN",
-                   help="a finished run's directory or a weights file in it (default: the newest "
-                        "finished run)")
-    p.add_argument("--beam", type=int, default=5, help="beam width, 1 for greedy (default 5)")
-    p.add_argument("--alpha", type=float, default=0.6, help="length-penalty exponent (default 0.6)")
-    p.add_argument("--attention-map", metavar="PNG", help="draw the first sentence's attention as a heat map")
-    p.add_argument("--runs-dir", default="runs", help="where runs are (default ./runs)")
-    p.set_defaults(rest="sentences")  # sentences may come after the options
-
-
-def _translate(milestone: Milestone, args) -> None:
-    sentences = list(args.sentences)
-    if args.file:
-        try:
-            text = Path(args.file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"--file {args.file}: cannot read it ({e.__class__.__name__}); "
-                             "give a UTF-8 text file, one sentence per line") from None
-        sentences += [line.strip() for line in text.splitlines() if line.strip()]
-    if not sentences:
-        raise UsageError('nothing to translate: give sentences ("Ein Mann fährt Rad.") or --file in.txt')
-    if args.beam < 1:
-        raise UsageError(f"--beam {args.beam}: the beam width must be at least 1")
-    variant = args.variant or milestone.variant
-    if variant not in milestone.variants:
-        raise UsageError(f"{milestone.key} has no variant {variant!r}"
-                         f"{did_you_mean(variant, milestone.variants)}")
-    run_dir, weights = finished_run(args.runs_dir, milestone, variant, args.checkpoint)
-    translator = Translator(milestone, run_dir, weights)
-    if args.attention_map and not translator.model.has_attention:
-        raise UsageError(f"{translator.name} has no attention to draw (it reads the source as one fixed "
-                         "vector); drop --attention-map")
-    print(f"{translator.name}: {run_dir}", file=sys.stderr)
-    result = translator.translate(sentences, args.beam, args.alpha)
-    for sentence in result.sentences:
-        print(sentence)
-    if args.attention_map:
-        translator.attention_map(result, f"{translator.name}: {sentences[0]}", Path(args.attention_map))
-        print(f"attention map: {args.attention_map}", file=sys.stderr)
-
-
-TRANSLATE = Tool("translate", "translate sentences with a finished seq2seq or transformer run",
-                 _translate_arguments, _translate)
+# The comparison's figures; the Transformer (2017) draws the same. ``dlhistory translate``, which
+# both offer, lives in tools/translate.py.
 
 # The sentence whose attention the comparison draws: the first of test 2016, for illustration only.
 EXAMPLE = "Ein Mann mit einem orangefarbenen Hut, der etwas anstarrt."
@@ -371,6 +240,7 @@ def translation_figures(comparison, out_dir: Path) -> list[Path]:
     claim's axis: equal compute) and against training minutes on this machine (equal time, a
     measurement of this machine); the attention of each attending variant's first run for EXAMPLE."""
     from ..report import figures
+    from ..tools.translate import Translator
 
     m, preset = comparison.milestone, comparison.preset
     paths = [out_dir / f"{m.key}{suffix}.png" for suffix in ("", "-bleu-flops", "-bleu-minutes")]

@@ -33,8 +33,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ..data.translation import PAD, TranslationData
 from ..losses.sequence import TokenCrossEntropyConfig
 from ..spec import Claim, Component, Milestone, Recipe
+from ..tools.translate import TRANSLATE
 from . import seq2seq
-from .seq2seq import REPORT, TRANSLATE, at_equal_flops, translation_figures
+from .seq2seq import REPORT, at_equal_flops, translation_figures
 
 # ------------------------------------------------------------------------------------------------
 # Data: exactly the 2014 milestone's (Multi30k De->En, joint BPE learnt on the training split).

@@ -1,0 +1,170 @@
+"""``dlhistory translate``: a finished translation run (2014 seq2seq, 2017 Transformer) translates
+sentences, and draws the first one's attention.
+
+The model, the tokenizer it was trained with (``tokenizer.json``) and its weights come from a run that
+completed; which one is said on stderr. Limits keep a careless request from running for hours or
+exhausting memory: a beam of at most :data:`MAX_BEAM` and sentences of at most :data:`MAX_SUBWORDS`
+subwords. Used by the milestones, not part of what they compute: a change here keeps their runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .. import checkpoint
+from ..algorithms.decoding import Hypotheses, beam_search
+from ..data.translation import EOS, PAD, decode, encode, load_tokenizer
+from ..errors import UsageError, did_you_mean
+from ..records import find_run, writable_file
+from ..runner import load_recipe
+from ..spec import Milestone, Tool
+
+MAX_BEAM = 32
+"""Wider beams do not translate better (Koehn & Knowles 2017 measured them worse) and their memory grows
+with the width: a beam of 100,000 was killed by the OS."""
+MAX_SUBWORDS = 200
+"""The models learnt single captions; a 5,000-word text given as one sentence still ran after two
+minutes. Longer input is to be split into sentences."""
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What a translation model's builder reads from its data: only the vocabulary size."""
+
+    vocab_size: int
+
+
+@dataclass
+class Translation:
+    source_tokens: list[list[str]]
+    output_tokens: list[list[str]]
+    sentences: list[str]
+    hypotheses: Hypotheses
+
+
+class Translator:
+    """A finished run's model with the tokenizer it was trained with (``tokenizer.json``)."""
+
+    def __init__(self, milestone: Milestone, run_dir: Path, weights: Path | None = None):
+        config = json.loads((run_dir / "config.json").read_text())
+        if config["milestone"] != milestone.key:
+            raise UsageError(f"{run_dir} is a run of {config['milestone']}, not {milestone.key}; "
+                             f"use 'dlhistory translate {config['milestone']}'")
+        recipe = load_recipe(milestone, config["preset"], config["variant"], tuple(config["overrides"]))
+        self.tokenizer = load_tokenizer(run_dir / "tokenizer.json")
+        self.model = recipe.model(Vocabulary(self.tokenizer.get_vocab_size()))
+        path = weights or run_dir / "model.safetensors"
+        try:
+            self.model.load_state_dict(checkpoint.module_weights(path, "model"))
+        except RuntimeError as e:  # a weights file of another model or size
+            raise UsageError(f"{path} does not fit {config['milestone']}/{config['variant']} as configured "
+                             f"in {run_dir}: {str(e).splitlines()[0]}") from None
+        self.model.eval()
+        self.name = f"{config['milestone']}/{config['variant']}"
+
+    def encode(self, sentences: list[str]) -> torch.Tensor:
+        """The sentences as a batch of subword ids, each at most :data:`MAX_SUBWORDS` long."""
+        source = encode(self.tokenizer, sentences)
+        for i, n in enumerate((source != PAD).sum(dim=1).tolist()):
+            if n > MAX_SUBWORDS:
+                raise UsageError(f"sentence {i + 1} is {n} subwords long, over the {MAX_SUBWORDS} this tool "
+                                 "takes; split it into shorter sentences")
+        return source
+
+    @torch.no_grad()
+    def translate(self, sentences: list[str], beam: int = 5, alpha: float = 0.6) -> Translation:
+        source = self.encode(sentences)
+        try:
+            hypotheses = beam_search(self.model, source, beam, alpha, attention=True)
+        except ValueError as e:  # the Transformer's position table is too short for the sentence
+            raise UsageError(f"{e}; split it into shorter sentences") from None
+        output = [_tokens(self.tokenizer, row) for row in hypotheses.ids.tolist()]
+        source_tokens = [_tokens(self.tokenizer, row) for row in source.tolist()]
+        return Translation(source_tokens, output, decode(self.tokenizer, hypotheses.ids), hypotheses)
+
+    def attention_map(self, translation: Translation, title: str, out: Path) -> None:
+        """Draw the first sentence's attention: which source subwords each output subword read."""
+        from ..report.figures import attention_map
+
+        source, output = translation.source_tokens[0], translation.output_tokens[0]
+        weights = translation.hypotheses.attention[0, : len(output), : len(source)].numpy()
+        attention_map(source, output, weights, title, out)
+
+
+def _tokens(tokenizer, row: list[int]) -> list[str]:
+    """The subwords of one output row, up to and including its first </s>."""
+    row = row[: row.index(EOS) + 1] if EOS in row else row
+    return [tokenizer.id_to_token(t) for t in row if t != PAD]
+
+
+def finished_run(runs_dir: str, milestone: Milestone, variant: str, which: str | None) -> tuple[Path, Path]:
+    """(run directory, weights file) of a run that completed: ``which`` (a run directory, or a weights
+    file in one) or the newest finished run of ``variant``."""
+    if which and Path(which).is_file():
+        return find_run(runs_dir, milestone.key, variant, str(Path(which).parent), finished=True), Path(which)
+    run_dir = find_run(runs_dir, milestone.key, variant, which or "latest", finished=True)
+    return run_dir, run_dir / "model.safetensors"
+
+
+def _translate_arguments(p) -> None:
+    p.add_argument("milestone", help="seq2seq or transformer")
+    p.add_argument("sentences", nargs="*", metavar="SENTENCE",
+                   help='source sentences, e.g. "Ein Mann fährt Rad."')
+    p.add_argument("--file", help="a text file of source sentences, one per line")
+    p.add_argument("--variant", help="a baseline's run instead of the milestone's, e.g. encdec")
+    p.add_argument("--checkpoint", metavar="RUN",
+                   help="a finished run's directory or a weights file in it (default: the newest "
+                        "finished run)")
+    p.add_argument("--beam", type=int, default=5, help="beam width, 1 for greedy (default 5)")
+    p.add_argument("--alpha", type=float, default=0.6, help="length-penalty exponent (default 0.6)")
+    p.add_argument("--attention-map", metavar="PNG", help="draw the first sentence's attention as a heat map")
+    p.add_argument("--runs-dir", default="runs", help="where runs are (default ./runs)")
+    p.set_defaults(rest="sentences")  # sentences may come after the options
+
+
+def _translate(milestone: Milestone, args) -> None:
+    sentences = list(args.sentences)
+    if args.file:
+        try:
+            text = Path(args.file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"--file {args.file}: cannot read it ({e.__class__.__name__}); "
+                             "give a UTF-8 text file, one sentence per line") from None
+        sentences += [line.strip() for line in text.splitlines() if line.strip()]
+    if not sentences:
+        raise UsageError('nothing to translate: give sentences ("Ein Mann fährt Rad.") or --file in.txt')
+    empty = [i + 1 for i, s in enumerate(sentences) if not s.strip()]
+    if empty:
+        raise UsageError(f"sentence {empty[0]} is empty; give words to translate")
+    if not 1 <= args.beam <= MAX_BEAM:
+        raise UsageError(f"--beam {args.beam}: the beam width is 1 (greedy) to {MAX_BEAM}")
+    if not 0 <= args.alpha <= 5:  # NaN fails too
+        raise UsageError(f"--alpha {args.alpha}: the length-penalty exponent is 0 to 5 (Wu et al. use 0.6-1)")
+    if args.attention_map:
+        writable_file(args.attention_map, "--attention-map", ".png")
+    variant = args.variant or milestone.variant
+    if variant not in milestone.variants:
+        raise UsageError(f"{milestone.key} has no variant {variant!r}"
+                         f"{did_you_mean(variant, milestone.variants)}")
+    run_dir, weights = finished_run(args.runs_dir, milestone, variant, args.checkpoint)
+    translator = Translator(milestone, run_dir, weights)
+    if args.attention_map and not translator.model.has_attention:
+        raise UsageError(f"{translator.name} has no attention to draw (it reads the source as one fixed "
+                         "vector); drop --attention-map")
+    translator.encode(sentences)  # too long a sentence is said before anything else
+    print(f"{translator.name}: {run_dir}", file=sys.stderr)
+    result = translator.translate(sentences, args.beam, args.alpha)
+    for sentence in result.sentences:
+        print(sentence)
+    if args.attention_map:
+        translator.attention_map(result, f"{translator.name}: {sentences[0]}", Path(args.attention_map))
+        print(f"attention map: {args.attention_map}", file=sys.stderr)
+
+
+TRANSLATE = Tool("translate", "translate sentences with a finished seq2seq or transformer run",
+                 _translate_arguments, _translate)
