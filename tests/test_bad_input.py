@@ -8,7 +8,9 @@ empty), and every option of the subcommand with values of the wrong kind, out of
 that cannot be used (a file where a folder belongs, /proc, a folder that does not exist, an empty one).
 
 An accepted command is stopped where training would begin (``runner._run``): what it would train is
-covered by the smoke and learning tests; this harness is about the input.
+covered by the smoke and learning tests; this harness is about the input. The tools run for real,
+on finished smoke runs made once (where the test data is), so their input is probed past "no finished
+run": loading a run, translating, playing, writing a picture.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ import argparse
 import contextlib
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import dlhistory
 from dlhistory import catalogue, checkpoint, cli, pool, runner
 from dlhistory.config import keys
 
@@ -73,7 +78,9 @@ def command(name: str, parser: argparse.ArgumentParser,
             argv += [flag] if action.nargs == 0 else [flag, value]
         return argv
 
-    return st.builds(words, NAMES, overrides(),
+    owners = [m.key for m in catalogue.CATALOGUE if any(t.name == name for t in m.tools)]
+    names = st.sampled_from(owners) | NAMES if owners else NAMES  # a tool: its own milestones, often
+    return st.builds(words, names, overrides(),
                      st.lists(st.sampled_from(options), max_size=4, unique_by=lambda a: a.dest) if options
                      else st.just([]),
                      st.lists(option_values(paths), min_size=4, max_size=4))
@@ -92,8 +99,37 @@ def places(tmp_path_factory) -> dict[str, str]:
             "gif": str(root / "out.gif"), "png": "/proc/x.png"}
 
 
+SHRUNK = {"dqn": ("cpu", {"algorithm.steps": 2000, "algorithm.memory": 1000, "algorithm.learning_starts": 200,
+                          "algorithm.exploration_steps": 1000, "algorithm.val_episodes": 1,
+                          "algorithm.test_episodes": 1})}
+"""A finished run for a tool whose default is another preset than smoke (``play`` plays cpu runs):
+that preset, shrunk to seconds."""
+
+
 @pytest.fixture(scope="module")
-def stop_before_training():
+def finished(tmp_path_factory) -> Path | None:
+    """Finished smoke runs of the milestones that have tools (translate: seq2seq, play: dqn), so the
+    tools are driven past "no finished run" into loading and using one; None without the test data."""
+    data = Path(__file__).resolve().parents[2] / "shared" / "data"
+    data = Path(os.environ.get("DLHISTORY_TEST_DATA", data))
+    if not (data / "multi30k").is_dir():
+        return None
+    runs = tmp_path_factory.mktemp("finished")
+    with pytest.MonkeyPatch.context() as m:
+        for name, value in {"DLHISTORY_DATA": str(data), "DLHISTORY_OFFLINE": "1", "DLHISTORY_THREADS": "1",
+                            "DLHISTORY_CACHE": str(tmp_path_factory.mktemp("cache"))}.items():
+            m.setenv(name, value)
+        threads = torch.get_num_threads()
+        for key in sorted({k for owners in cli.tools().values() for k in owners[:1]}):
+            preset, overrides = SHRUNK.get(key, ("smoke", {}))
+            dlhistory.run(key, preset=preset, overrides=overrides, runs_dir=str(runs), progress=False,
+                          evals=1)
+        torch.set_num_threads(threads)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def stop_before_training(finished):
     def reached(*args, **kwargs):
         raise Reached
 
@@ -133,20 +169,28 @@ def assert_nothing_half_written(runs: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(subcommands()))
-def test_a_subcommand_takes_bad_input_cleanly(name, places, stop_before_training, run_env, tmp_path_factory):
+def test_a_subcommand_takes_bad_input_cleanly(name, places, finished, stop_before_training, run_env,
+                                              tmp_path_factory):
     runs = tmp_path_factory.mktemp(f"runs-{name}")
+    tool = name in {t.name for t in cli.tools()}
+    codes: list[int] = []
 
     @settings(max_examples=60, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(command(name, subcommands()[name], places))
     def probe(argv: list[str]) -> None:
-        if "--runs-dir" not in argv:
-            argv = [*argv, "--runs-dir", str(runs)] if name not in ("list", "show") else argv
+        if "--runs-dir" not in argv and name not in ("list", "show"):
+            argv = [*argv, "--runs-dir", str(finished if tool and finished else runs)]
         code, err = drive(argv)
+        codes.append(code)
         assert_clean(code, err, argv)
         assert_nothing_half_written(runs)
+        if finished:
+            assert_nothing_half_written(finished)
 
     probe()
+    if tool and finished:  # the generated input got as far as using a finished run, at least once
+        assert 0 in codes, name
 
 
 def test_every_subcommand_is_driven():

@@ -177,7 +177,9 @@ def test_errors_leave_nothing_half_applied():
 
 
 @pytest.mark.parametrize("item", ["model.n=0", "model.n=-3", "algorithm.lr=-0.5", "algorithm.epochs=0",
-                                  "model.widths=16,32", "data.val_size=60000"])
+                                  "model.widths=16,32", "data.val_size=60000",
+                                  # sizes beyond the data are refused, not silently cut
+                                  "data.train_size=0", "data.train_size=10000000", "data.test_size=10001"])
 def test_out_of_range_values_are_usage_errors(item):
     key = item.partition("=")[0]
     with pytest.raises(UsageError, match=key.replace(".", r"\.")) as e:
@@ -243,3 +245,12 @@ def test_a_long_value_is_named_not_echoed():
     with pytest.raises(UsageError) as info:
         apply_overrides(RESNET, ["algorithm.lr=" + "x" * 100_000])
     assert len(str(info.value)) < 300 and "(100000 chars)" in str(info.value)
+
+
+@pytest.mark.parametrize("item", ["data.train_size=29001", "data.val_size=0", "data.test_size=1001"])
+def test_translation_sizes_beyond_multi30k_are_usage_errors(item):
+    from dlhistory.milestones import seq2seq
+
+    with pytest.raises(UsageError, match=r"Multi30k's|positive sizes") as e:
+        apply_overrides(seq2seq.MILESTONE.recipe("cpu"), [item])
+    assert "\n" not in str(e.value)

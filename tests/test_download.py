@@ -155,6 +155,60 @@ def test_a_mirror_with_a_corrupt_copy_is_not_trusted(www: Loopback, isolated_env
     assert fetch(_remote((www.url("blob.bin"),))).read_bytes() == PAYLOAD  # the public home instead
 
 
+@pytest.mark.parametrize("mirror", ["file:///etc", "data:text/plain,x", "ftp://example.org/data",
+                                    "http://example.org/a/../../etc", "example.org/data"])
+def test_a_mirror_must_be_an_http_address(mirror: str, isolated_env: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLHISTORY_MIRROR", mirror)
+    with pytest.raises(DataError, match="a mirror is an http:// or https:// address") as err:
+        fetch(_remote(("http://127.0.0.1:9/blob.bin",)))
+    assert "\n" not in str(err.value)
+
+
+class _Huge(BaseHTTPRequestHandler):
+    """Announces far more bytes than any dataset file has."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(1 << 40))
+        self.end_headers()
+        self.wfile.write(b"x" * 10)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_download_over_the_size_cap_is_refused(tmp_path: Path, isolated_env: Path) -> None:
+    srv = Loopback(tmp_path, handler=_Huge)
+    try:
+        with pytest.raises(DataError, match="refused: 1099511627776 bytes announced"):
+            fetch(_remote((srv.url("blob.bin"),)))
+    finally:
+        srv.stop()
+    assert _leftovers(isolated_env) == []
+
+
+def test_an_unreadable_file_is_not_called_corrupt(isolated_env: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    cached = isolated_env / "toy" / "blob.bin"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(PAYLOAD)
+    monkeypatch.setenv("DLHISTORY_OFFLINE", "1")
+    real_open = open
+
+    def refused(path, *args, **kwargs):  # chmod does not stop root, who runs CI: refuse in open()
+        if str(path) == str(cached):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", refused)
+    with pytest.raises(DataError) as err:
+        fetch(_remote(("http://127.0.0.1:9/blob.bin",)))
+    assert "unreadable (PermissionError: Permission denied)" in str(err.value)
+    assert "checksum mismatch" not in str(err.value)
+
+
 def test_checksum_mismatch_on_download_leaves_nothing(www: Loopback, isolated_env: Path) -> None:
     (www.root / "blob.bin").write_bytes(PAYLOAD + b"tampered")
     with pytest.raises(DataError) as err:

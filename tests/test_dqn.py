@@ -392,6 +392,29 @@ def test_resume_with_the_replay_memory_is_exact(env, tmp_path, monkeypatch):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_resume_without_the_memory_says_so_and_records_it(env, tmp_path, monkeypatch, capsys):
+    def go(**kwargs):
+        return run(seed=4, runs_dir=str(tmp_path), evals=2, checkpoint_every=60, **kwargs)
+
+    update = DQNProcedure.update
+
+    def interrupted(self, step):
+        if step == 130:
+            raise KeyboardInterrupt
+        return update(self, step)
+
+    with monkeypatch.context() as m:
+        m.setattr(DQNProcedure, "update", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            go()
+    (run_dir,) = (tmp_path / "dqn" / "dqn").iterdir()
+    resumed = go(resume=str(run_dir))
+    assert "without the replay memory" in capsys.readouterr().err
+    assert resumed["resumed_without_memory_at"] == [1200]  # the checkpoint after update 119
+    assert json.loads((run_dir / "result.json").read_text())["resumed_without_memory_at"] == [1200]
+    assert "resumed_without_memory_at" not in go()
+
+
 def test_checkpoints_leave_the_memory_out_unless_asked(env, tmp_path):
     result = run(runs_dir=str(tmp_path), evals=1)
     state = checkpoint.load(Path(result["run_dir"]) / "checkpoint.safetensors")

@@ -514,3 +514,86 @@ def test_a_second_process_cannot_resume_a_run_that_is_training(env, tmp_path):
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert "is in use by process" in line and line.startswith("dlhistory: error: ")
+
+
+# ------------------------------------------------------------------------------------------------
+# Values torch refuses, memory, another model's checkpoint, a full disk: one line, nothing left
+
+
+@pytest.mark.parametrize(("milestone", "override", "said"), [
+    ("alexnet", "model.dropout=1.5", "dropout probability has to be between 0 and 1"),
+    ("alexnet", "loss.label_smoothing=2", "label_smoothing must be between 0.0 and 1.0"),  # at the 1st step
+    ("alexnet", "model.width=1000000", "does not fit in memory"),
+])
+def test_a_value_torch_refuses_is_one_line_and_leaves_no_run(env, tmp_path, milestone, override, said):
+    runs = tmp_path / "runs"
+    with pytest.raises(UsageError, match=said) as raised:
+        tiny_run(runs, milestone, {**ALEXNET_TINY, override.split("=")[0]: override.split("=")[1]})
+    assert "\n" not in str(raised.value)
+    assert not [p for p in runs.rglob("*") if p.is_file()]  # no config.json of a run that never ran
+
+
+def test_debug_shows_the_traceback_of_a_refused_value(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("DLHISTORY_DEBUG", "1")
+    with pytest.raises(ValueError, match="dropout probability"):
+        tiny_run(tmp_path, "alexnet", {**ALEXNET_TINY, "model.dropout": 1.5})
+
+
+def test_a_failure_after_a_checkpoint_keeps_the_run_and_its_traceback(env, tmp_path, monkeypatch):
+    update = MinibatchTraining.update
+
+    def broken(self, step):
+        if step == 7:
+            raise RuntimeError("a bug in a component")
+        return update(self, step)
+
+    monkeypatch.setattr(MinibatchTraining, "update", broken)
+    with pytest.raises(RuntimeError, match="a bug in a component"):
+        tiny_run(tmp_path)
+    (run_dir,) = run_dirs(tmp_path)
+    checkpoint.load(run_dir / "checkpoint.safetensors")  # kept, and resumable
+
+
+def test_resuming_with_another_models_checkpoint_is_one_line(env, reference, tmp_path, monkeypatch):
+    other = tiny_run(tmp_path / "other", "resnet", {**TINY, "model.n": 2})
+    interrupt_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_run(tmp_path)
+    monkeypatch.undo()
+    (run_dir,) = run_dirs(tmp_path)
+    (run_dir / "checkpoint.safetensors").write_bytes(
+        (Path(other["run_dir"]) / "checkpoint.safetensors").read_bytes())
+    with pytest.raises(UsageError, match="does not fit this run's networks") as raised:
+        dlhistory.run("resnet", resume=str(run_dir), runs_dir=str(tmp_path), progress=False)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("config", ["{not json", "{}"])
+def test_resuming_a_run_whose_config_is_broken_is_one_line(env, tmp_path, config):
+    run_dir = tmp_path / "resnet" / "residual" / "20260101-000000-smoke-s0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(config)
+    with pytest.raises(UsageError, match=r"config\.json"):
+        dlhistory.run("resnet", resume=str(run_dir), runs_dir=str(tmp_path), progress=False)
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_old_one(env, tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    saves = []
+    real = checkpoint.save_file
+
+    def full_after_one(tensors, path, metadata=None):  # what safetensors raises when the disk is full
+        saves.append(path)
+        if len(saves) > 1:
+            raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, '
+                                  'message: "No space left on device" })')
+        return real(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(checkpoint, "save_file", full_after_one)
+    with pytest.raises(UsageError, match=r"No space left on device.*the previous one is kept") as raised:
+        tiny_run(tmp_path)
+    assert "\n" not in str(raised.value)
+    (run_dir,) = run_dirs(tmp_path)
+    checkpoint.load(run_dir / "checkpoint.safetensors")
+    assert not list(run_dir.glob(".*.part"))

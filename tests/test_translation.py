@@ -25,10 +25,10 @@ from dlhistory.algorithms.translation import TranslationTrainingConfig, adam_tra
 from dlhistory.data import multi30k
 from dlhistory.data.download import verify
 from dlhistory.data.translation import BOS, EOS, PAD, UNK, Batch, Multi30kConfig, multi30k_data
+from dlhistory.loop import FlopCount
 from dlhistory.losses.sequence import TokenCrossEntropyConfig, token_cross_entropy
 from dlhistory.milestones.seq2seq import RecurrentConfig, RecurrentTranslator
 from dlhistory.milestones.transformer import MultiHeadAttention, Transformer, TransformerConfig, sinusoids
-from dlhistory.runner import FlopCount
 from dlhistory.spec import Context
 
 

@@ -301,21 +301,27 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         if reason is None:
             raise
         kept = "the previous one is kept" if path.exists() else "nothing was written"
-        raise UsageError(f"cannot write {shorten(str(path))} ({reason}); {kept}; free some space "
+        raise UsageError(f"cannot write {shorten(str(path), 300)} ({reason}); {kept}; free some space "
                          "(or give a writable place) and run the command again") from None
     finally:
         tmp.unlink(missing_ok=True)
 
 
+STORAGE_ERRORS = {errno.ENOSPC: "StorageFull", errno.EDQUOT: "QuotaExceeded",
+                  errno.EROFS: "ReadOnlyFilesystem", errno.EACCES: "PermissionDenied",
+                  errno.EPERM: "PermissionDenied"}
+"""The file system's refusals (by errno, and by the names Rust's io::ErrorKind gives them)."""
+
+
 def _storage_failure(error: Exception) -> str | None:
-    """Why the file system refused a write, or None when ``error`` is something else (a bug). Libraries
-    that write through Rust (safetensors) wrap the OS error in their own type and message."""
-    if isinstance(error, OSError) and error.errno is not None:
-        return error.strerror or os.strerror(error.errno)
+    """Why the file system refused a write, or None when ``error`` is something else (a dropped
+    connection while downloading, a bug). Libraries that write through Rust (safetensors) wrap the OS
+    error in their own type and message."""
+    if isinstance(error, OSError):
+        return os.strerror(error.errno) if error.errno in STORAGE_ERRORS else None
     text = str(error)
-    for code, name in ((errno.ENOSPC, "StorageFull"), (errno.EDQUOT, "QuotaExceeded"),
-                       (errno.EROFS, "ReadOnlyFilesystem"), (errno.EACCES, "PermissionDenied")):
-        if f"code: {code}," in text or name in text:
+    for code, kind in STORAGE_ERRORS.items():
+        if f"code: {code}," in text or kind in text:
             return os.strerror(code)
     return None
 

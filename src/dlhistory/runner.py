@@ -8,30 +8,26 @@ of FLOPs and every run reports the compute it used. Components never see any of 
 
 A model component may build several named networks, and an algorithm may run in phases (pre-train,
 then fine-tune): every phase but the last is stored under a key of what it depends on and reused by
-every run that shares it. The loop, in :func:`train`, is meant to be read.
+every run that shares it. The loop itself, in :mod:`dlhistory.loop`, is meant to be read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import math
 import os
-import sys
+import shutil
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.utils.flop_counter import FlopCounterMode
-from tqdm import tqdm
 
 from . import checkpoint
-from .config import apply_overrides, as_dict
+from .config import apply_overrides, as_dict, shorten
 from .errors import UsageError
 from .hardware import (
     Hardware,
@@ -41,8 +37,8 @@ from .hardware import (
     seed_everything,
     setup_hardware,
 )
+from .loop import Diverged, Stage, train_stage, training_figure, unwrap
 from .records import (
-    Logger,
     atomic_write_text,
     code_version,
     find_run,
@@ -52,14 +48,11 @@ from .records import (
     new_run_dir,
     read_result,
     result_status,
+    run_config_of,
     versions,
     write_json,
 )
-from .spec import Context, Milestone, Panel, Phase, Procedure, Recipe
-
-
-class Diverged(UsageError):
-    """The loss or the weights became NaN/Inf; the last good checkpoint is kept."""
+from .spec import Context, Milestone, Phase, Procedure, Recipe
 
 
 @dataclass(frozen=True)
@@ -85,41 +78,6 @@ class RunOptions:
     progress: bool = True
     label: str = ""
     """Extra text in the run directory's name (used by compare to tell points apart)."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Checkpoints and the NaN guard
-
-
-def all_finite(procedure: Procedure) -> bool:
-    for module in procedure.modules.values():
-        if isinstance(module, torch.nn.Module) and not all(
-                torch.isfinite(p).all() for p in module.parameters()):
-            return False
-    return True
-
-
-def save_checkpoint(path: Path, procedure: Procedure, step: int, progress: dict[str, float]) -> None:
-    """Everything needed to continue exactly after ``step``; ``progress`` holds seconds and FLOPs so far."""
-    weights = {name: _unwrap(m).state_dict() for name, m in procedure.modules.items()
-               if isinstance(m, torch.nn.Module)}
-    checkpoint.save(path, {"step": step, "weights": weights, "procedure": procedure.state_dict(),
-                           "rng": checkpoint.rng_state(), **progress})
-
-
-def load_checkpoint(path: Path, procedure: Procedure) -> tuple[int, dict[str, float]]:
-    """Restore a checkpoint into ``procedure``; returns (the step it was written after, its progress)."""
-    state = checkpoint.load(path)
-    for name, weights in state["weights"].items():
-        _unwrap(procedure.modules[name]).load_state_dict(weights)
-    procedure.load_state_dict(state["procedure"])
-    checkpoint.set_rng_state(state["rng"])
-    progress = {k: float(state.get(k, 0.0)) for k in ("train_seconds", "train_flops")}
-    return int(state["step"]), progress
-
-
-def _unwrap(module: Any) -> Any:
-    return getattr(module, "module", module)  # DDP wraps the network it trains
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,7 +116,7 @@ def resolve_resume(milestone: Milestone, options: RunOptions) -> tuple[RunOption
     if not options.resume:
         return options, None
     run_dir = find_run(options.runs_dir, milestone.key, options.variant or milestone.variant, options.resume)
-    saved = json.loads((run_dir / "config.json").read_text())
+    saved = run_config_of(run_dir)
     if saved["milestone"] != milestone.key:
         raise UsageError(f"--resume {run_dir} is a run of {saved['milestone']!r}, not {milestone.key!r}")
     if options.overrides and list(options.overrides) != saved["overrides"]:
@@ -191,14 +149,15 @@ def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions
     # The same seed everywhere up to here gives every process the same initial weights; from here
     # on each process draws its own augmentation and dropout.
     ctx = Context(seed=options.seed, rank=hw.rank, world_size=hw.world_size, data_dir=options.data_dir)
-    data = recipe.data(ctx)
-    if hasattr(data, "to"):
-        data = data.to(hw.device)
-    built = recipe.model(data)
-    networks = {name: prepare_model(net, hw) for name, net in _named(built).items()}
-    model = networks if isinstance(built, dict) else networks["model"]
-    loss = recipe.loss()
-    algorithm = recipe.algorithm(model, loss, data, ctx)
+    with refused(milestone):
+        data = recipe.data(ctx)
+        if hasattr(data, "to"):
+            data = data.to(hw.device)
+        built = recipe.model(data)
+        networks = {name: prepare_model(net, hw) for name, net in _named(built).items()}
+        model = networks if isinstance(built, dict) else networks["model"]
+        loss = recipe.loss()
+        algorithm = recipe.algorithm(model, loss, data, ctx)
     phases = algorithm if isinstance(algorithm, tuple) else None
     torch.manual_seed(options.seed + 7919 * hw.rank)
 
@@ -212,15 +171,16 @@ def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions
                 atomic_write_text(run_dir / name, text)
         earlier: dict[str, dict] = {}
         try:  # a divergence in any phase ends the run as diverged
-            if phases is not None:
-                for index, phase in enumerate(phases[:-1]):
-                    earlier[phase.name] = run_phase(milestone, config, phases, index, model, loss, data, ctx,
-                                                    networks, hw, options)
-                last = phases[-1]
-                procedure = last.build(last.config, model, loss, data, ctx)
-            else:
-                procedure = algorithm
-            stage = train_stage(procedure, hw, run_dir, options, resume=resume_dir is not None)
+            with refused(milestone, run_dir, hw):
+                if phases is not None:
+                    for index, phase in enumerate(phases[:-1]):
+                        earlier[phase.name] = run_phase(milestone, config, phases, index, model, loss, data,
+                                                        ctx, networks, hw, options)
+                    last = phases[-1]
+                    procedure = last.build(last.config, model, loss, data, ctx)
+                else:
+                    procedure = algorithm
+                stage = train_stage(procedure, hw, run_dir, options, resume=resume_dir is not None)
         except Diverged as e:
             e.run_dir = str(run_dir)
             if hw.is_main:
@@ -242,8 +202,42 @@ def _run(milestone: Milestone, recipe: Recipe, variant: str, options: RunOptions
         if hw.is_main:
             _save_networks(run_dir, procedure.modules)
             write_json(run_dir / "result.json", result)
-            _training_figure(run_dir, getattr(procedure, "panels", ()))
+            training_figure(run_dir, getattr(procedure, "panels", ()))
     return result
+
+
+REFUSED = (ValueError, RuntimeError, TypeError, IndexError)
+"""What torch raises for a value it cannot use; an allocation that fails is a RuntimeError too."""
+
+
+@contextlib.contextmanager
+def refused(milestone: Milestone, run_dir: Path | None = None, hw: Hardware | None = None) -> Iterator[None]:
+    """A value that passed the config check but that torch refuses (a dropout of 1.5, a label smoothing
+    of 2, a width whose weights cannot be allocated) ends in one line, not a traceback. A run directory
+    that holds no checkpoint yet is removed with it: nothing is left that looks like a run to resume.
+
+    Once a checkpoint exists the failure is not the config's (the same steps ran before): it keeps its
+    traceback, except for memory, which a resumed run can be short of. ``DLHISTORY_DEBUG=1`` always
+    shows the traceback (from here a bug in a component looks the same as a bad value)."""
+    try:
+        yield
+    except REFUSED as e:
+        started = run_dir is not None and (run_dir / "checkpoint.safetensors").exists()
+        memory = isinstance(e, torch.OutOfMemoryError) or "can't allocate memory" in str(e)
+        if os.environ.get("DLHISTORY_DEBUG") or (started and not memory):
+            raise
+        said = shorten(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__, 200)
+        if started:
+            raise UsageError(f"{milestone.key} ran out of memory ({said}); the last checkpoint is kept "
+                             f"in {run_dir}: close other programs and continue with --resume") from None
+        if run_dir is not None and hw is not None and hw.is_main:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if memory:
+            raise UsageError(f"{milestone.key} does not fit in memory ({said}); lower the model's sizes "
+                             "or algorithm.batch_size") from None
+        show = f"dlhistory show {milestone.key}"
+        raise UsageError(f"{milestone.key}: torch refused a value of this config: {said}; change the "
+                         f"override that set it ('{show}' lists the values)") from None
 
 
 def _named(built: Any) -> dict[str, Any]:
@@ -264,7 +258,7 @@ def _compute(stage: Stage, earlier: dict[str, dict], hw: Hardware) -> dict[str, 
 def _save_networks(directory: Path, modules: dict[str, Any]) -> None:
     for name, module in modules.items():
         if isinstance(module, torch.nn.Module):
-            checkpoint.save_weights(directory / f"{name}.safetensors", _unwrap(module))
+            checkpoint.save_weights(directory / f"{name}.safetensors", unwrap(module))
 
 
 def _shared_run_dir(options: RunOptions, milestone: str, variant: str, hw: Hardware) -> Path:
@@ -310,7 +304,7 @@ def run_phase(milestone: Milestone, config: dict, phases: tuple[Phase, ...], ind
         if stored is not None and stored.get("status") == "complete":
             for name, net in networks.items():
                 if isinstance(net, torch.nn.Module):
-                    _unwrap(net).load_state_dict(checkpoint.module_weights(directory / f"{name}.safetensors",
+                    unwrap(net).load_state_dict(checkpoint.module_weights(directory / f"{name}.safetensors",
                                                                            name))
             return stored
         procedure = phase.build(phase.config, model, loss, data, ctx)
@@ -324,220 +318,8 @@ def run_phase(milestone: Milestone, config: dict, phases: tuple[Phase, ...], ind
         if hw.is_main:
             _save_networks(directory, {n: m for n, m in networks.items()})
             write_json(directory / "result.json", result)
-            _training_figure(directory, getattr(procedure, "panels", ()))
+            training_figure(directory, getattr(procedure, "panels", ()))
         return result
-
-
-# --------------------------------------------------------------------------------------------------
-# Training one procedure
-
-
-@dataclass
-class Stage:
-    """What training one procedure gave: final metrics per split, and what it cost."""
-
-    metrics: dict[str, float]
-    seconds: float
-    session_seconds: float
-    samples: int
-    steps: int
-    flops: float
-
-
-def train_stage(procedure: Procedure, hw: Hardware, directory: Path, options: RunOptions,
-                resume: bool) -> Stage:
-    """Train ``procedure`` in ``directory`` (continuing its checkpoint when ``resume``), then evaluate
-    the final weights on every split."""
-    start, before = 0, {"train_seconds": 0.0, "train_flops": 0.0}
-    ckpt = directory / "checkpoint.safetensors"
-    if resume and ckpt.exists():
-        step, before = load_checkpoint(ckpt, procedure)
-        start = step + 1
-        if hw.rank > 0:  # the checkpoint holds the main process's RNG; keep the others distinct
-            torch.manual_seed(7919 * hw.rank + start)
-    logger = Logger(directory if hw.is_main else None, start - 1 if resume else None)
-    try:
-        out = train(procedure, hw, logger, directory, start, options, before)
-        # The loop ends with a validation pass on the final weights: reuse it rather than repeat it.
-        evaluated = {"val": out.last_val} if out.last_val is not None else {}
-        metrics = {f"{split}_{k}": v for split in ("train", "val", "test")
-                   for k, v in (evaluated.get(split) or _evaluate(procedure, hw, split)).items()}
-    finally:
-        logger.close()
-    session = out.seconds - before["train_seconds"]
-    return Stage(metrics, out.seconds, session, out.samples, out.steps, out.flops)
-
-
-def _evaluate(procedure: Procedure, hw: Hardware, split: str) -> dict[str, float]:
-    with hw.autocast():
-        return procedure.evaluate(split)
-
-
-class TrainingClock:
-    """Seconds spent training: evaluation and checkpoint writing are paused out."""
-
-    def __init__(self, already: float = 0.0):
-        self.start, self.paused_total = time.perf_counter() - already, 0.0
-
-    @property
-    def seconds(self) -> float:
-        return time.perf_counter() - self.start - self.paused_total
-
-    @contextlib.contextmanager
-    def paused(self):
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.paused_total += time.perf_counter() - t
-
-
-class FlopCount:
-    """Training FLOPs, counted by ``torch.utils.flop_counter`` (matrix products and convolutions,
-    forward and backward: the convention of the papers' compute tables).
-
-    Counting slows a step down, so a procedure with ``cost_key(step)`` has only the first step of each
-    key counted, and its count reused for the others.
-    """
-
-    def __init__(self, procedure: Procedure, total: float = 0.0):
-        self.key = getattr(procedure, "cost_key", None)
-        self.known: dict[Hashable, int] = {}
-        self.total = total
-
-    @contextlib.contextmanager
-    def step(self, step: int) -> Iterator[None]:
-        key = self.key(step) if self.key is not None else None
-        if key is not None and key in self.known:
-            yield
-            self.total += self.known[key]
-            return
-        with FlopCounterMode(display=False) as counter:
-            yield
-        flops = counter.get_total_flops()
-        if key is not None:
-            self.known[key] = flops
-        self.total += flops
-
-
-@dataclass
-class Trained:
-    seconds: float
-    samples: int
-    steps: int
-    flops: float
-    last_val: dict | None
-    """The validation metrics of the final weights, or None when no step was left to take."""
-
-
-def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, start: int,
-          options: RunOptions, before: dict[str, float] | None = None) -> Trained:
-    """The training loop: update, log, evaluate, checkpoint, until the budget is spent.
-
-    The budget is ``procedure.total_steps``, or fewer where the procedure also has ``budget_flops``
-    (training FLOPs) or ``budget_seconds`` (a user's time limit): the loop stops after the first step
-    that reaches it. Evaluations are spread evenly over whichever budget applies.
-    """
-    before = before or {"train_seconds": 0.0, "train_flops": 0.0}
-    total = procedure.total_steps
-    budget = Spent(procedure, hw)
-    eval_every = max(1, math.ceil(total / max(1, options.evals)))
-    log_every = max(1, min(50, total // 100))
-    ckpt_path = run_dir / "checkpoint.safetensors"
-    sums: dict[str, Any] = {}
-    counts: dict[str, int] = {}  # per metric: some appear only after a warm-up (DQN's loss)
-    count, samples, logged_at = 0, 0, before["train_seconds"]
-    clock = TrainingClock(before["train_seconds"])
-    flops = FlopCount(procedure, before["train_flops"])
-    next_eval = budget.next_mark(before["train_seconds"], before["train_flops"], options.evals)
-    val = None
-    # In a log file (not a terminal) redraw rarely, so the log stays readable.
-    bar = tqdm(total=total, initial=start, disable=not (options.progress and hw.is_main),
-               dynamic_ncols=True, leave=False, unit="step", mininterval=0.1 if sys.stderr.isatty() else 30)
-    step = start - 1
-    for step in range(start, total):
-        with hw.autocast(), flops.step(step):
-            metrics = procedure.update(step)
-        for k, v in metrics.items():  # sum as tensors: no device sync until we log
-            sums[k] = sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
-            counts[k] = counts.get(k, 0) + 1
-        count += 1
-        samples += procedure.samples_per_step
-        bar.update(1)
-        spent = budget.fraction(clock.seconds, flops.total)
-        last = step == total - 1 or budget.over(spent)
-        if (step + 1) % log_every == 0 or last:
-            means = {k: float(v) / counts[k] for k, v in sums.items()}  # float() syncs the device
-            _guard(means, step, ckpt_path)
-            now = clock.seconds
-            means["samples_per_s"] = count * procedure.samples_per_step / max(now - logged_at, 1e-9)
-            logger.log(step, "train", means)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in means.items() if k != "lr"}, refresh=False)
-            sums, counts, count, logged_at = {}, {}, 0, now
-        evaluate = last or (spent >= next_eval if budget.limited else (step + 1) % eval_every == 0)
-        if evaluate:
-            next_eval = (math.floor(spent * options.evals) + 1) / max(1, options.evals)
-            seconds = clock.seconds  # training time so far: benchmarks read time-to-accuracy from it
-            with clock.paused():
-                val = _evaluate(procedure, hw, "val")
-                logger.log(step, "val", {**val, "train_seconds": seconds, "train_flops": flops.total})
-        checkpoint_now = (step + 1) % options.checkpoint_every == 0 if options.checkpoint_every else evaluate
-        if hw.is_main and (checkpoint_now or last):
-            with clock.paused():
-                if not all_finite(procedure):
-                    _guard({"weights": math.nan}, step, ckpt_path)
-                save_checkpoint(ckpt_path, procedure, step,
-                                {"train_seconds": clock.seconds, "train_flops": flops.total})
-        if last:
-            break
-    bar.close()
-    return Trained(clock.seconds, samples, step + 1, flops.total, val)
-
-
-class Spent:
-    """How much of a FLOP or time budget is spent, as a fraction; the same on every process."""
-
-    def __init__(self, procedure: Procedure, hw: Hardware):
-        self.flops = getattr(procedure, "budget_flops", None)
-        self.seconds = getattr(procedure, "budget_seconds", None)
-        self.hw = hw
-
-    @property
-    def limited(self) -> bool:
-        return bool(self.flops or self.seconds)
-
-    def fraction(self, seconds: float, flops: float) -> float:
-        if not self.limited:
-            return 0.0
-        spent = self._local(seconds, flops)
-        if self.hw.world_size > 1:  # under data parallelism every process stops at the same step
-            flag = torch.tensor(spent, device=self.hw.device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            spent = float(flag.item())
-        return spent
-
-    def over(self, fraction: float) -> bool:
-        return self.limited and fraction >= 1.0
-
-    def next_mark(self, seconds: float, flops: float, evals: int) -> float:
-        """The fraction of the budget at which the next evaluation is due (after a resume too)."""
-        if not self.limited:
-            return math.inf
-        return (math.floor(self._local(seconds, flops) * evals) + 1) / max(1, evals)
-
-    def _local(self, seconds: float, flops: float) -> float:
-        return max(flops / self.flops if self.flops else 0.0, seconds / self.seconds if self.seconds else 0.0)
-
-
-def _guard(metrics: dict[str, float], step: int, ckpt_path: Path) -> None:
-    """Stop at the first NaN/Inf, before it can reach a checkpoint."""
-    bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
-    if not bad:
-        return
-    kept = (f"the last good checkpoint is kept at {ckpt_path}" if ckpt_path.exists()
-            else "no checkpoint had been written yet")
-    raise Diverged(f"{', '.join(bad)} became NaN/Inf by step {step}; stopped, {kept}; "
-                   "lower algorithm.lr (or, under bf16, try --precision fp32)")
 
 
 def _ranks_agree(procedure: Procedure) -> bool:
@@ -551,9 +333,3 @@ def _ranks_agree(procedure: Procedure) -> bool:
         dist.all_gather(gathered, flat)
         agree &= all(torch.equal(gathered[0], g) for g in gathered[1:])
     return agree
-
-
-def _training_figure(run_dir: Path, panels: tuple[Panel, ...]) -> None:
-    from .report.figures import training_curves
-
-    training_curves(run_dir / "metrics.jsonl", panels, run_dir / "curves.png")

@@ -15,6 +15,7 @@ import hashlib
 import http.client
 import os
 import sys
+import urllib.parse
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from dlhistory.records import atomic_write
 _CHUNK = 1 << 20  # 1 MiB: large enough to be fast, small enough to never hold a dataset in memory
 _TIMEOUT_S = 60.0  # a stalled server must not hang a run forever
 _USER_AGENT = "dlhistory"  # some hosts refuse urllib's default agent
+_MAX_BYTES = 1 << 30  # 1 GiB: the largest file any milestone reads is tens of megabytes
 
 
 @dataclass(frozen=True)
@@ -72,23 +74,31 @@ def _sha256_of_stream(stream: BinaryIO) -> str:
 
 
 def verify(path: Path, f: RemoteFile) -> bool:
-    """True when the bytes at ``path`` match ``f``'s checksums (every one that is given).
+    """True when the bytes at ``path`` match ``f``'s checksums (every one that is given)."""
+    return _problem(path, f) is None
+
+
+def _problem(path: Path, f: RemoteFile) -> str | None:
+    """What is wrong with the file at ``path`` ('checksum mismatch', 'unreadable: PermissionError'),
+    or None when its bytes match every checksum ``f`` gives.
 
     Streams the file (and its decompressed bytes for ``gunzipped_sha256``), so it never holds it all in
-    memory. A missing, unreadable or undecompressable file is simply not a match.
+    memory.
     """
     try:
         if f.sha256:
             with open(path, "rb") as fh:
                 if _sha256_of_stream(fh) != f.sha256.lower():
-                    return False
+                    return "checksum mismatch"
         if f.gunzipped_sha256:
             with gzip.open(path, "rb") as gz:
                 if _sha256_of_stream(gz) != f.gunzipped_sha256.lower():
-                    return False
-    except (OSError, EOFError, zlib.error):  # gzip.BadGzipFile is an OSError
-        return False
-    return True
+                    return "checksum mismatch"
+    except (EOFError, zlib.error, gzip.BadGzipFile):  # cut short or not gzip: the bytes are wrong
+        return "checksum mismatch"
+    except OSError as e:  # the bytes could not be read at all: say so, it is not their checksum
+        return f"unreadable ({type(e).__name__}: {e.strerror or e}); check its permissions"
+    return None
 
 
 def _local_candidates(f: RemoteFile, data_dir: str | os.PathLike | None) -> list[Path]:
@@ -111,9 +121,15 @@ def _local_candidates(f: RemoteFile, data_dir: str | os.PathLike | None) -> list
 
 def _mirrors(f: RemoteFile) -> list[str]:
     """``<mirror>/<dataset>/<name>`` for each base URL in ``$DLHISTORY_MIRROR`` (comma-separated), tried
-    before the public homes: a lab's or a CI's copy of the datasets, checked against the same SHA-256."""
+    before the public homes: a lab's or a CI's copy of the datasets, checked against the same SHA-256.
+    Only http(s) mirrors, without ``..`` in their path: a local folder is ``DLHISTORY_DATA``'s job."""
     bases = [b.strip().rstrip("/") for b in os.environ.get("DLHISTORY_MIRROR", "").split(",")
              if b.strip()]
+    for base in bases:
+        url = urllib.parse.urlsplit(base)
+        if url.scheme not in ("http", "https") or not url.netloc or ".." in url.path.split("/"):
+            raise DataError(f"DLHISTORY_MIRROR {_one_line(base)[:100]!r}: a mirror is an http:// or "
+                            "https:// address without '..' (for a local folder set DLHISTORY_DATA)")
     return [f"{base}/{f.dataset}/{f.name}" for base in bases]
 
 
@@ -128,9 +144,14 @@ def _stream_into(url: str, out: BinaryIO) -> None:
     with urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
         expected = response.headers.get("Content-Length")
         received = 0
+        if expected is not None and expected.strip().isdigit() and int(expected) > _MAX_BYTES:
+            raise ValueError(f"refused: {expected.strip()} bytes announced, over the {_MAX_BYTES} any "
+                             "dataset file here has")
         while chunk := response.read(_CHUNK):
             out.write(chunk)
             received += len(chunk)
+            if received > _MAX_BYTES:  # a server that announces nothing, or lies
+                raise ValueError(f"refused: over {_MAX_BYTES} bytes, more than any dataset file here has")
     # http.client's read() just stops at EOF when a connection drops mid-body, so compare with what was
     # announced: a short file must fail here, not later as a puzzling checksum mismatch.
     if expected is not None and expected.strip().isdigit() and received != int(expected):
@@ -154,10 +175,9 @@ def _download(url: str, dest: Path, f: RemoteFile) -> None:
     atomic_write(dest, write)
 
 
-def _not_found(f: RemoteFile, looked: list[Path], corrupt: list[Path], failures: list[str]) -> DataError:
+def _not_found(f: RemoteFile, looked: list[Path], corrupt: list[str], failures: list[str]) -> DataError:
     """The one-line error for a file that is nowhere usable, saying what to get and where to put it."""
-    details = ["looked in: " + ", ".join(str(p.parent) for p in looked)]
-    details += [f"{p}: checksum mismatch" for p in corrupt]
+    details = ["looked in: " + ", ".join(str(p.parent) for p in looked), *corrupt]
     if failures:
         details.append("download failed: " + "; ".join(failures))
     where = cache_dir() / f.dataset
@@ -178,12 +198,13 @@ def fetch(f: RemoteFile, data_dir: str | os.PathLike | None = None) -> Path:
     checksum is never used. Raises ``DataError`` with a one-line message when nothing usable is found.
     """
     looked = _local_candidates(f, data_dir)
-    corrupt: list[Path] = []
+    corrupt: list[str] = []
     for path in looked:
         if path.is_file():
-            if verify(path, f):
+            problem = _problem(path, f)
+            if problem is None:
                 return path
-            corrupt.append(path)
+            corrupt.append(f"{path}: {problem}")
 
     failures: list[str] = []
     dest = cache_dir() / f.dataset / f.name

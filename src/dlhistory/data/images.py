@@ -17,6 +17,8 @@ import torch.nn.functional as F
 
 from . import fashion_mnist
 
+TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
+
 
 @dataclass(frozen=True)
 class FashionMNISTConfig:
@@ -38,9 +40,14 @@ class FashionMNISTConfig:
     """Training images (unaugmented) used to measure the training loss and accuracy at evaluation."""
 
     def __post_init__(self) -> None:
-        sizes = (self.val_size, self.train_size or 1, self.test_size or 1, self.train_eval_size)
-        if min(sizes) < 1 or self.val_size >= 60000:
-            raise ValueError("sizes must be positive, and val_size below the 60000 training images")
+        sizes = (self.val_size, self.train_size, self.test_size, self.train_eval_size)
+        if min(n for n in sizes if n is not None) < 1 or self.val_size >= TRAIN_IMAGES:
+            raise ValueError(f"sizes must be positive, and val_size below the {TRAIN_IMAGES} training images")
+        if self.train_size is not None and self.train_size > TRAIN_IMAGES - self.val_size:
+            raise ValueError(f"train_size {self.train_size}: {TRAIN_IMAGES - self.val_size} training images "
+                             f"remain after the {self.val_size} of val_size")
+        if self.test_size is not None and self.test_size > TEST_IMAGES:
+            raise ValueError(f"test_size {self.test_size}: the test set has {TEST_IMAGES} images")
 
 
 class ImageData:

@@ -53,9 +53,14 @@ class Multi30kConfig:
     def __post_init__(self) -> None:
         if self.source == self.target:
             raise ValueError("source and target must be different languages")
-        sizes = (self.train_size or 1, self.val_size or 1, self.test_size or 1)
-        if self.vocab_size < len(SPECIALS) + 32 or self.max_length < 2 or min(sizes) < 1 or self.bucket < 1:
+        sizes = [n for n in (self.train_size, self.val_size, self.test_size) if n is not None]
+        if self.vocab_size < len(SPECIALS) + 32 or self.max_length < 2 or min(sizes, default=1) < 1 \
+                or self.bucket < 1:
             raise ValueError("needs vocab_size >= 36, max_length >= 2, bucket >= 1 and positive sizes")
+        for split, size in (("train", self.train_size), ("val", self.val_size), ("test", self.test_size)):
+            if size is not None and size > multi30k.SIZES[split]:
+                raise ValueError(f"{split}_size {size}: Multi30k's {split} split has "
+                                 f"{multi30k.SIZES[split]} pairs")
 
 
 # --------------------------------------------------------------------------------------------------
