@@ -139,6 +139,14 @@ USAGE_ERRORS = {
     "unknown device": (["run", "resnet", "--preset", "smoke", "--device", "tpu"], "tpu"),
     "unknown precision": (["run", "resnet", "--preset", "smoke", "--precision", "fp8"], "fp8"),
     "review unknown milestone": (["review", "--preset", "smoke", "--only", "resnt"], "resnet"),
+    "a NaN learning rate": (["run", "resnet", "--preset", "smoke", "algorithm.lr=nan"], "finite number"),
+    "a sweep to NaN": (["sweep", "resnet", "algorithm.lr=nan:1:3", "--preset", "smoke"], "finite positive"),
+    "a sweep of nothing": (["sweep", "resnet", "algorithm.lr=,,,", "--preset", "smoke"], "lists no values"),
+    "a million-point sweep": (["sweep", "resnet", "algorithm.lr=1e-3:1e-1:1000000", "--preset", "smoke"],
+                              "at most 1000"),
+    "an unreadable data dir": (["run", "resnet", "--preset", "smoke", "--data-dir", "/no/such/data"],
+                               "no readable folder"),
+    "no training images": (["run", "resnet", "--preset", "smoke", "data.train_size=0"], "data.train_size"),
 }
 
 
@@ -393,3 +401,43 @@ def test_review_skips_milestones_whose_data_is_missing(capsys, no_fashion_mnist,
         verdict = "not judged" if m.key in acting else "skipped"
         assert re.search(rf"^{m.year}\s+{re.escape(m.title)}\s.*\s({verdict})\s+\S", out, re.MULTILINE), out
     assert {p.parts[-4] for p in runs.rglob("result.json")} == acting
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["run", "resnet", "--preset", "smoke"], "continue with --resume latest"),
+    (["compare", "resnet", "--preset", "smoke"], "run the same command again"),
+    (["sweep", "resnet", "model.n=1,2", "--preset", "smoke"], "run the same command again"),
+    (["review", "--preset", "smoke"], "run the same command again"),
+])
+def test_ctrl_c_says_how_this_command_continues(capsys, tmp_path, monkeypatch, argv, said):
+    import dlhistory
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    for name in ("run", "compare", "sweep", "review"):
+        monkeypatch.setattr(dlhistory, name, interrupted)
+    code, _, err = run_cli(capsys, *argv, "--runs-dir", str(tmp_path))
+    assert code == 130 and err.strip().startswith(f"dlhistory: interrupted; {said}")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_during_start_up_is_one_line(capsys, monkeypatch):
+    from dlhistory import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    code, _, err = run_cli(capsys, "list")
+    assert code == 130 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_the_full_preset_on_a_cpu_says_what_it_costs_before_it_starts(capsys, tmp_path, monkeypatch):
+    import dlhistory
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible")
+    monkeypatch.setattr(dlhistory, "run", lambda *a, **k: {"rank": 1})  # stop before any training
+    code, _, err = run_cli(capsys, "run", "alexnet", "--preset", "full", "--runs-dir", str(tmp_path))
+    assert code == 0 and "meant for a GPU" in err and "many hours" in err

@@ -107,3 +107,40 @@ def test_a_held_directory_is_refused_with_the_holders_pid(tmp_path):
         with pytest.raises(UsageError, match=f"in use by process {os.getpid()}"), hold(tmp_path):
             pass
     assert not held(tmp_path)
+
+
+def test_every_file_the_package_writes_goes_through_the_atomic_writer():
+    """A whole-file write outside ``records.atomic_write`` can be cut short by a kill and then look valid
+    (a cut tokenizer.json made a resumed run "succeed"). So every write goes to ``tmp``, the temporary
+    file the atomic writer hands out; metrics.jsonl's appends are the one exception (a line cut by a
+    kill is dropped on resume)."""
+    import ast
+    from pathlib import Path
+
+    import dlhistory
+
+    def destination(node: ast.Call) -> ast.AST | None:
+        """Where a call writes a file, if it is one of the ways to write one."""
+        func, args = node.func, node.args
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if name in ("write_text", "write_bytes"):
+            return func.value
+        if name == "open":
+            mode = next((a.value for a in [*args[1:2], *[k.value for k in node.keywords if k.arg == "mode"]]
+                         if isinstance(a, ast.Constant)), "r")
+            if not any(c in str(mode) for c in "wx"):
+                return None
+            return func.value if isinstance(func, ast.Attribute) else args[0]
+        if name == "savefig":
+            return args[0]
+        if name == "save_file":
+            return args[1]
+        return None
+
+    found = []
+    for path in Path(dlhistory.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            target = destination(node) if isinstance(node, ast.Call) else None
+            if target is not None and "tmp" not in ast.unparse(target):
+                found.append(f"{path.relative_to(path.parents[1])}:{node.lineno}")
+    assert found == []
