@@ -46,3 +46,14 @@ def run_env(run_env_vars: dict[str, str], monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv(name, value)
     yield run_env_vars
     torch.set_num_threads(threads)
+
+
+def offline_dataset(shared_data: Path, dataset: str, monkeypatch: pytest.MonkeyPatch, cache: Path) -> Path:
+    """Runs read ``dataset`` from ``shared_data`` (skip without it), offline, with an empty cache, on
+    one torch thread."""
+    if not (shared_data / dataset).is_dir():
+        pytest.skip(f"{dataset} not found under {shared_data}")
+    for name, value in {"DLHISTORY_DATA": str(shared_data), "DLHISTORY_CACHE": str(cache),
+                        "DLHISTORY_OFFLINE": "1", "DLHISTORY_THREADS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    return shared_data

@@ -12,6 +12,7 @@ import pytest
 from torch.utils.flop_counter import FlopCounterMode
 
 import dlhistory
+from conftest import offline_dataset
 from dlhistory.cli import main
 from dlhistory.errors import UsageError
 from dlhistory.milestones import seq2seq, transformer
@@ -23,11 +24,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture
 def nmt_env(shared_data, monkeypatch, tmp_path):
-    if not (shared_data / "multi30k").is_dir():
-        pytest.skip(f"Multi30k not found under {shared_data}")
-    for name, value in {"DLHISTORY_DATA": str(shared_data), "DLHISTORY_CACHE": str(tmp_path / "cache"),
-                        "DLHISTORY_OFFLINE": "1", "DLHISTORY_THREADS": "1"}.items():
-        monkeypatch.setenv(name, value)
+    offline_dataset(shared_data, "multi30k", monkeypatch, tmp_path / "cache")
     return tmp_path
 
 
