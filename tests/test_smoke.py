@@ -21,7 +21,9 @@ def test_smoke_run(run_env, tmp_path, milestone, variant):
     assert result["status"] == "complete"
     for split in ("train", "val", "test"):
         metrics = {k: v for k, v in result.items() if k.startswith(f"{split}_") and k != "train_seconds"}
-        assert metrics and all(math.isfinite(v) for v in metrics.values()), metrics
+        # Every dataset has training and validation splits; Tiny Shakespeare has no test split.
+        assert metrics or split == "test", split
+        assert all(math.isfinite(v) for v in metrics.values()), metrics
         assert all(0.0 <= v <= 1.0 for k, v in metrics.items() if k.endswith("accuracy"))
         assert all(0.0 <= v <= 100.0 for k, v in metrics.items() if k.endswith("bleu"))
     saved = json.loads((Path(result["run_dir"]) / "result.json").read_text())

@@ -261,7 +261,7 @@ def test_catalogue_keys_are_unique_and_indexed():
 
 def test_catalogue_holds_the_implemented_milestones_in_order():
     keys = [m.key for m in catalogue.CATALOGUE]
-    assert keys == ["alexnet", "dqn", "seq2seq", "adam", "resnet", "transformer"]
+    assert keys == ["alexnet", "dqn", "seq2seq", "adam", "resnet", "transformer", "gpt"]
 
 
 def test_index_rejects_a_duplicate_key():
@@ -314,9 +314,9 @@ def test_claim_metric_is_a_result_key(milestone):
     claim = milestone.claim
     split, _, name = claim.metric.partition("_")
     assert split in ("train", "val", "test"), claim.metric
-    assert name.endswith(("accuracy", "loss", "bleu", "return")), claim.metric
+    assert name.endswith(("accuracy", "loss", "loss_per_char", "bleu", "return")), claim.metric
     # Accuracy, BLEU and return are maximised, loss minimised: a wrong direction would judge backwards.
-    assert claim.direction == ("min" if name.endswith("loss") else "max")
+    assert claim.direction == ("min" if "loss" in name else "max")
     assert claim.statement and claim.paper
 
 
@@ -350,6 +350,7 @@ def test_full_preset_models_build_and_run_forward(milestone):
     class Shapes:  # what a model builder reads from the data component
         shape, num_classes, vocab_size = (1, 28, 28), 10, 100
         frame_shape, stack, n_actions = (84, 84), 4, 4  # an Atari environment
+        block_size = 16  # a language model's context
 
     for variant in milestone.variants:
         model = milestone.recipe("full", variant).model(Shapes())
@@ -357,6 +358,10 @@ def test_full_preset_models_build_and_run_forward(milestone):
             with torch.no_grad():
                 source, target_in = torch.randint(4, 100, (2, 7)), torch.randint(4, 100, (2, 5))
                 assert model.eval()(source, target_in).shape == (2, 5, 100)
+        elif milestone.recipe("full", variant).data.name == "tinyshakespeare":  # ids in, next-token logits
+            if isinstance(model, torch.nn.Module):
+                with torch.no_grad():
+                    assert model.eval()(torch.randint(100, (2, 16))).shape == (2, 16, 100)
         elif milestone.recipe("full", variant).data.name == "atari":  # stacked frames in, Q-values out
             with torch.no_grad():
                 assert model.eval()(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .config import shorten
 from .errors import UsageError, did_you_mean
-from .milestones import adam, alexnet, dqn, resnet, seq2seq, transformer
+from .milestones import adam, alexnet, dqn, gpt, resnet, seq2seq, transformer
 from .records import code_versions
 from .spec import Milestone
 
@@ -15,6 +15,7 @@ CATALOGUE: tuple[Milestone, ...] = (
     adam.MILESTONE,  # 2014
     resnet.MILESTONE,  # 2015
     transformer.MILESTONE,  # 2017
+    gpt.MILESTONE,  # 2019
 )
 
 

@@ -1,0 +1,128 @@
+"""``dlhistory sample gpt``: a finished language-model run writes text after a prompt, token by token.
+
+The model, its vocabulary (``vocabulary.json``) and weights come from a run that completed (the newest,
+or ``--checkpoint``), and which one is said on stderr. Decoding reuses the attention keys and values of
+earlier tokens (a KV cache), so each new token costs one row of attention. ``--init hf:DIR`` samples
+from a GPT-2 checkpoint on disk in Hugging Face's layout instead (the real GPT-2 124M, if you have
+it). Used by the milestone, not part of what it computes: a change here keeps its runs.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .. import checkpoint, records
+from ..errors import UsageError
+from ..spec import Milestone, Tool
+
+MAX_TOKENS = 100_000
+"""A long sample is a few thousand tokens; this keeps a typo from running for hours."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the model builder reads from its data: the vocabulary and the context length."""
+
+    vocab_size: int
+    block_size: int
+
+
+def load_run(milestone: Milestone, run_dir: Path, weights: Path | None = None):
+    """(model, vocabulary) of a finished run of ``milestone``."""
+    from ..data.shakespeare import load_vocabulary
+    from ..runner import load_recipe
+
+    config = records.run_config_of(run_dir)
+    if config["milestone"] != milestone.key:
+        raise UsageError(f"{run_dir} is a run of {config['milestone']}, not {milestone.key}")
+    recipe = load_recipe(milestone, config["preset"], config["variant"], tuple(config["overrides"]))
+    path = run_dir / "vocabulary.json"
+    if not path.is_file():
+        raise UsageError(f"{run_dir} has no vocabulary.json: it is not a language model's run "
+                         "(the n-gram baseline keeps no weights)")
+    vocabulary = load_vocabulary(path.read_text(encoding="utf-8"))
+    model = recipe.model(Shape(vocabulary.size, recipe.data.config.block_size))
+    path = weights or run_dir / "model.safetensors"
+    try:
+        model.load_state_dict(checkpoint.module_weights(path, "model"))
+    except RuntimeError as e:  # another model's or size's weights
+        raise UsageError(f"{path} does not fit the model configured in {run_dir}: "
+                         f"{str(e).splitlines()[0][:200]}") from None
+    return model.eval(), vocabulary
+
+
+def _arguments(p) -> None:
+    p.add_argument("milestone", help="gpt")
+    p.add_argument("--prompt", default="\n", help='the text to continue (default: a new line), e.g. "ROMEO:"')
+    p.add_argument("--tokens", type=int, default=500, help="tokens to write (default 500)")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="softmax temperature: lower is more predictable (default 0.8)")
+    p.add_argument("--top-k", type=int, default=40, help="draw only from the k likeliest tokens (default 40)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the draws (default 0)")
+    p.add_argument("--variant", help="a baseline's run instead of the milestone's, e.g. small")
+    p.add_argument("--checkpoint", metavar="RUN",
+                   help="a finished run's directory or a weights file in it (default: the newest "
+                        "finished run)")
+    p.add_argument("--init", metavar="hf:DIR",
+                   help="sample from a Hugging Face GPT-2 checkpoint folder instead of a run")
+    p.add_argument("--runs-dir", default="runs", help="where runs are (default ./runs)")
+
+
+def _check(args) -> None:
+    if not 1 <= args.tokens <= MAX_TOKENS:
+        raise UsageError(f"--tokens {args.tokens}: write 1 to {MAX_TOKENS:,} tokens")
+    if not (math.isfinite(args.temperature) and 0 < args.temperature <= 100):
+        raise UsageError(f"--temperature {args.temperature}: a number above 0 (and at most 100)")
+    if args.top_k < 1:
+        raise UsageError(f"--top-k {args.top_k}: at least 1")
+    if not 0 <= args.seed < 2**31:
+        raise UsageError(f"--seed {args.seed}: a whole number from 0 to {2**31 - 1}")
+    if not args.prompt:
+        raise UsageError('--prompt is empty; give text to continue, e.g. --prompt "ROMEO:"')
+    if args.init is not None and not args.init.startswith("hf:"):
+        raise UsageError(f"--init {args.init[:80]}: give hf:DIR, a folder holding a Hugging Face GPT-2")
+
+
+def _sample(milestone: Milestone, args) -> None:
+    _check(args)
+    if args.init:
+        from .gpt2 import load_hf_gpt2
+
+        model, vocabulary = load_hf_gpt2(Path(args.init[3:]))
+        source = args.init
+    else:
+        variant = args.variant or milestone.variant
+        if variant not in milestone.variants:
+            raise UsageError(f"{milestone.key} has no variant {variant!r}")
+        which = args.checkpoint or "latest"
+        weights = Path(which) if args.checkpoint and Path(which).is_file() else None
+        run_dir = records.find_run(args.runs_dir, milestone.key, variant,
+                                   str(weights.parent) if weights else which, finished=True)
+        model, vocabulary = load_run(milestone, run_dir, weights)
+        source = str(run_dir)
+    prompt = vocabulary.encode(args.prompt)
+    if not prompt:
+        raise UsageError("--prompt encodes to no tokens; give text to continue")
+    print(f"{milestone.key}: {source}", file=sys.stderr, flush=True)
+    generator = torch.Generator().manual_seed(args.seed)
+    ids = torch.tensor([prompt])
+    written: list[int] = []
+    shown = ""
+    sys.stdout.write(args.prompt)
+    for token in model.generate(ids, args.tokens, args.temperature, args.top_k, generator):
+        written.append(token)
+        # A byte-level subword may hold half of a character (decoded as U+FFFD until the rest comes):
+        # print only what is complete.
+        text = vocabulary.decode(written).rstrip("\ufffd")
+        sys.stdout.write(text[len(shown):])
+        sys.stdout.flush()
+        shown = text
+    sys.stdout.write(vocabulary.decode(written)[len(shown):] + "\n")
+
+
+SAMPLE = Tool("sample", "write text with a finished gpt run (or a local GPT-2)", _arguments, _sample)
