@@ -20,6 +20,7 @@ import numpy as np
 from .. import checkpoint, records
 from ..errors import UsageError, did_you_mean
 from ..spec import Context, Milestone, Tool
+from . import use_threads
 
 ENVIRONMENTS = ("cartpole", "breakout")
 FPS = 15
@@ -117,6 +118,7 @@ def play_arguments(parser) -> None:
 
 def play_main(milestone: Milestone, args) -> None:
     """Check the input, say which run plays (on stderr), print each game's score, write the GIF."""
+    use_threads()
     if not 1 <= args.episodes <= MAX_EPISODES:
         raise UsageError(f"--episodes {args.episodes}: play 1 to {MAX_EPISODES} games")
     if not 0 <= args.seed <= SEEDS - args.episodes:

@@ -19,6 +19,7 @@ import torch
 from .. import checkpoint, records
 from ..errors import UsageError
 from ..spec import Milestone, Tool
+from . import use_threads
 
 MAX_TOKENS = 100_000
 """A long sample is a few thousand tokens; this keeps a typo from running for hours."""
@@ -90,6 +91,7 @@ def _check(args) -> None:
 
 def _sample(milestone: Milestone, args) -> None:
     _check(args)
+    use_threads()
     if args.init:
         from .gpt2 import load_hf_gpt2
 

@@ -23,6 +23,7 @@ from ..errors import UsageError, did_you_mean
 from ..records import find_run, writable_file
 from ..runner import load_recipe
 from ..spec import Milestone, Tool
+from . import use_threads
 
 MAX_BEAM = 32
 """Wider beams do not translate better (Koehn & Knowles 2017 measured them worse) and their memory grows
@@ -128,6 +129,7 @@ def _translate_arguments(p) -> None:
 
 
 def _translate(milestone: Milestone, args) -> None:
+    use_threads()
     sentences = list(args.sentences)
     if args.file:
         try:
