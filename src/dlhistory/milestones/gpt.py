@@ -216,9 +216,10 @@ class GPT(nn.Module):
     @torch.no_grad()
     def generate(self, ids: torch.Tensor, tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  generator: torch.Generator | None = None):
-        """Sample ``tokens`` new tokens after ``ids`` (1, T), yielding each as it comes. Keys and values
-        are cached; when the context is full, it slides: the cache is rebuilt from the last
-        ``block_size - 1`` tokens, exactly as recomputing the cropped prefix would."""
+        """Sample ``tokens`` new tokens after ``ids`` (1, T), yielding each as it comes; each is drawn
+        from the logits of the last ``block_size`` tokens (nanoGPT's cropping). Keys and values are
+        cached while the context fills; once it is full, the window slides and is read afresh (learned
+        positions move with it, so the cache cannot be kept)."""
         context = ids[:, -self.block_size:]
         caches = [{} for _ in self.blocks]
         logits = self(context, caches)[:, -1]
@@ -227,9 +228,8 @@ class GPT(nn.Module):
             yield int(token)
             context = torch.cat([context, token.view(1, 1)], 1)
             if context.shape[1] > self.block_size:
-                context = context[:, -(self.block_size - 1):]
-                caches = [{} for _ in self.blocks]
-                logits = self(context, caches)[:, -1]
+                context = context[:, -self.block_size:]
+                logits = self(context)[:, -1]
             else:
                 logits = self(token.view(1, 1), caches)[:, -1]
 
