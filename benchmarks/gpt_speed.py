@@ -1,0 +1,115 @@
+"""GPT training speed: tokens per second, model FLOP utilisation, and the training seconds until the
+validation loss first reaches nanoGPT's CPU-recipe result (1.886 nats per character).
+
+    python benchmarks/gpt_speed.py                       # dlhistory only: reference and fastest recipe
+    python benchmarks/gpt_speed.py --nanogpt ~/nanoGPT   # and nanoGPT's own train.py, beside it
+
+The reference is nanoGPT's README CPU recipe, trained by dlhistory: 4 layers, 4 heads, 128 dims,
+context 64, batch 12, 2,000 iterations, lr 1e-3 decaying to 1e-4 after 100 warm-up steps, beta2
+0.99, no dropout, in fp32. The fastest recipe is the same model under the precision the machine does
+best (bf16 autocast where the CPU has it). Both run in this process, one after the other, so their
+ratio is this machine's. With ``--nanogpt DIR`` (a clone of github.com/karpathy/nanoGPT; nothing is
+downloaded) its train.py runs the same recipe on the same text, and its wall time is the reference
+the goal is stated against: reach 1.886 in at most half of nanoGPT's time.
+
+The time to a loss is read from ``metrics.jsonl``, which records each evaluation's validation loss
+with the training seconds before it (evaluations themselves are not counted). nanoGPT estimates its
+validation loss from random batches; dlhistory reads the whole validation split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dlhistory
+from dlhistory.hardware import cpu_has_bf16
+from dlhistory.records import read_jsonl
+from dlhistory.report.tables import format_table
+from dlhistory.tools import use_threads
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import describe
+
+TARGET = 1.886
+RECIPE = {"model.layers": 4, "model.heads": 4, "model.d_model": 128, "model.dropout": 0.0,
+          "data.block_size": 64, "algorithm.batch_size": 12, "algorithm.lr": 1e-3, "algorithm.min_lr": 1e-4,
+          "algorithm.warmup_steps": 100, "algorithm.beta2": 0.99}
+
+
+def train(runs: Path, iterations: int, precision: str, evals: int, peak: float) -> dict:
+    """One dlhistory run of the recipe; its result with the seconds to TARGET and its model FLOP
+    utilisation: achieved training FLOP/s over ``peak``, the machine's measured matmul GFLOP/s."""
+    result = dlhistory.run("gpt", preset="cpu", runs_dir=str(runs), precision=precision, evals=evals,
+                           progress=False, overrides={**RECIPE, "algorithm.tokens": iterations * 12 * 64})
+    curve = [r for r in read_jsonl(Path(result["run_dir"]) / "metrics.jsonl") if r["split"] == "val"]
+    reached = next((r["train_seconds"] for r in curve if r["loss"] <= TARGET), None)
+    flops = result["train_flops"]
+    return {"precision": result["precision"], "val loss": round(result["val_loss"], 4),
+            "tokens/s": round(result["steps"] * 12 * 64 / result["train_seconds"]),
+            "GFLOP/s": round(flops / result["train_seconds"] / 1e9, 1),
+            "MFU": f"{flops / result['train_seconds'] / 1e9 / peak:.1%}",
+            "seconds to 1.886": reached, "train seconds": result["train_seconds"]}
+
+
+def nanogpt(directory: Path, iterations: int, text: Path) -> dict:
+    """nanoGPT's README CPU recipe, run by its own train.py on a copy of its folder."""
+    work = Path(tempfile.mkdtemp()) / "nanoGPT"
+    shutil.copytree(directory, work, ignore=shutil.ignore_patterns(".git", "out*"))
+    data = work / "data" / "shakespeare_char"
+    shutil.copy(text, data / "input.txt")  # its prepare.py downloads only when the file is missing
+    subprocess.run([sys.executable, "prepare.py"], cwd=data, check=True, capture_output=True)
+    command = [sys.executable, "train.py", "config/train_shakespeare_char.py", "--device=cpu",
+               "--compile=False", "--eval_iters=20", "--log_interval=100", "--block_size=64",
+               "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128", "--dropout=0.0",
+               f"--max_iters={iterations}", f"--lr_decay_iters={iterations}",
+               "--always_save_checkpoint=False", f"--eval_interval={iterations // 10}"]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=work, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    losses = [float(line.split("val loss ")[1]) for line in done.stdout.splitlines() if "val loss " in line]
+    return {"wall seconds": round(wall, 1), "val loss": losses[-1] if losses else None,
+            "returncode": done.returncode}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--evals", type=int, default=40, help="evaluations over the run (resolution)")
+    parser.add_argument("--nanogpt", type=Path, help="a clone of nanoGPT to run beside dlhistory")
+    args = parser.parse_args()
+    use_threads()  # the runs' threads (DLHISTORY_THREADS), for the peak too
+    machine = describe()
+    print(json.dumps(machine))
+    # MFU against the better of the two measured peaks: a CPU without bf16 instructions emulates it.
+    peak = max(machine["bf16 matmul GFLOP/s"], machine["fp32 matmul GFLOP/s"])
+    runs = Path(tempfile.mkdtemp())
+    rows = {"reference (fp32)": train(runs, args.iterations, "fp32", args.evals, peak)}
+    if cpu_has_bf16():
+        rows["fastest (bf16 autocast)"] = train(runs, args.iterations, "bf16", args.evals, peak)
+    keys = list(next(iter(rows.values())))
+    print(format_table(["recipe", *keys], [[name, *(str(r[k]) for k in keys)] for name, r in rows.items()]))
+    reference = rows["reference (fp32)"]["seconds to 1.886"]
+    for name, row in rows.items():
+        if reference and row["seconds to 1.886"]:
+            print(f"{name}: {row['seconds to 1.886'] / reference:.2f}x the reference's time to {TARGET}")
+    if args.nanogpt:
+        from dlhistory.data.download import fetch
+        from dlhistory.data.shakespeare import FILE
+
+        peer = nanogpt(args.nanogpt, args.iterations, fetch(FILE))
+        print(f"nanoGPT: {peer}")
+        best = min((r["seconds to 1.886"] for r in rows.values() if r["seconds to 1.886"]), default=None)
+        if best and peer["returncode"] == 0:
+            print(f"dlhistory's fastest time to {TARGET}: {best / peer['wall seconds']:.2f}x nanoGPT's wall "
+                  "time for the whole recipe (goal: <= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
