@@ -362,15 +362,14 @@ def test_dqn_learns_cartpole_on_a_small_budget(env, tmp_path):
     assert learned["test_return"] > 3 * floor["test_return"], (learned["test_return"], floor["test_return"])
 
 
-def test_resume_with_the_replay_memory_is_exact(env, tmp_path, monkeypatch):
-    """Interrupted at step 130 of 200 (checkpoint after step 119), resumed: the same games, the same
-    weights. With ``algorithm.save_buffer=true`` the checkpoint holds the memory, the game in progress
-    and every random generator."""
-    def go(runs, **kwargs):
-        return run(seed=4, runs_dir=str(runs), evals=2, checkpoint_every=60, **kwargs)
+def resumable(runs: Path, **kwargs) -> dict:
+    """A CartPole smoke run of seed 4 with a checkpoint every 60 updates."""
+    return run(seed=4, runs_dir=str(runs), evals=2, checkpoint_every=60, **kwargs)
 
-    buffered = {"algorithm.save_buffer": "true"}
-    whole = go(tmp_path / "whole", overrides=buffered)
+
+def interrupted_at_update_130(monkeypatch, runs: Path, **kwargs) -> Path:
+    """Start a run, stop it as Ctrl-C would at update 130 (the last checkpoint: after update 119);
+    its directory."""
     update = DQNProcedure.update
 
     def interrupted(self, step):
@@ -381,10 +380,20 @@ def test_resume_with_the_replay_memory_is_exact(env, tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(DQNProcedure, "update", interrupted)
         with pytest.raises(KeyboardInterrupt):
-            go(tmp_path / "half", overrides=buffered)
-    (run_dir,) = (tmp_path / "half" / "dqn" / "dqn").iterdir()
+            resumable(runs, **kwargs)
+    (run_dir,) = (runs / "dqn" / "dqn").iterdir()
+    return run_dir
+
+
+def test_resume_with_the_replay_memory_is_exact(env, tmp_path, monkeypatch):
+    """Interrupted at step 130 of 200, resumed: the same games, the same weights. With
+    ``algorithm.save_buffer=true`` the checkpoint holds the memory, the game in progress and every
+    random generator."""
+    buffered = {"algorithm.save_buffer": "true"}
+    whole = resumable(tmp_path / "whole", overrides=buffered)
+    run_dir = interrupted_at_update_130(monkeypatch, tmp_path / "half", overrides=buffered)
     assert checkpoint.load(run_dir / "checkpoint.safetensors")["procedure"]["memory"] is not None
-    resumed = go(tmp_path / "half", resume=str(run_dir))
+    resumed = resumable(tmp_path / "half", resume=str(run_dir))
     for key in ("test_return", "val_return", "train_return", "train_games", "steps", "train_flops"):
         assert resumed[key] == whole[key], key
     a = load_file(str(Path(whole["run_dir"]) / "model.safetensors"))
@@ -393,26 +402,12 @@ def test_resume_with_the_replay_memory_is_exact(env, tmp_path, monkeypatch):
 
 
 def test_a_resume_without_the_memory_says_so_and_records_it(env, tmp_path, monkeypatch, capsys):
-    def go(**kwargs):
-        return run(seed=4, runs_dir=str(tmp_path), evals=2, checkpoint_every=60, **kwargs)
-
-    update = DQNProcedure.update
-
-    def interrupted(self, step):
-        if step == 130:
-            raise KeyboardInterrupt
-        return update(self, step)
-
-    with monkeypatch.context() as m:
-        m.setattr(DQNProcedure, "update", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            go()
-    (run_dir,) = (tmp_path / "dqn" / "dqn").iterdir()
-    resumed = go(resume=str(run_dir))
+    run_dir = interrupted_at_update_130(monkeypatch, tmp_path)
+    resumed = resumable(tmp_path, resume=str(run_dir))
     assert "without the replay memory" in capsys.readouterr().err
     assert resumed["resumed_without_memory_at"] == [1200]  # the checkpoint after update 119
     assert json.loads((run_dir / "result.json").read_text())["resumed_without_memory_at"] == [1200]
-    assert "resumed_without_memory_at" not in go()
+    assert "resumed_without_memory_at" not in resumable(tmp_path / "again")
 
 
 def test_checkpoints_leave_the_memory_out_unless_asked(env, tmp_path):
