@@ -111,9 +111,10 @@ def test_a_held_directory_is_refused_with_the_holders_pid(tmp_path):
 
 def test_every_file_the_package_writes_goes_through_the_atomic_writer():
     """A whole-file write outside ``records.atomic_write`` can be cut short by a kill and then look valid
-    (a cut tokenizer.json made a resumed run "succeed"). So every write goes to ``tmp``, the temporary
-    file the atomic writer hands out; metrics.jsonl's appends are the one exception (a line cut by a
-    kill is dropped on resume)."""
+    (a cut tokenizer.json made a resumed run "succeed"). So every write goes to ``tmp``: the temporary
+    file the atomic writer hands out, or a temporary folder renamed into place when complete (an
+    exported model). metrics.jsonl's appends are the one exception (a line cut by a kill is dropped on
+    resume)."""
     import ast
     from pathlib import Path
 

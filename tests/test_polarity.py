@@ -1,0 +1,150 @@
+"""MR sentence polarity for BERT: the fixed split, nested label budgets, the unlabeled pre-training corpus
+(no validation or test sentence in it), the WordPiece tokenizer learnt on that corpus only, and batches
+that are a pure function of (seed, step).
+
+The whole data component is built once per module: learning WordPiece on the ~70k-sentence corpus takes
+a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import offline_dataset
+from dlhistory.data import polarity
+from dlhistory.data.download import verify
+from dlhistory.data.polarity import (
+    CLS,
+    PAD,
+    SEP,
+    SIZES,
+    SPECIALS,
+    PolarityConfig,
+    label_subset,
+    polarity_data,
+)
+from dlhistory.spec import Context
+
+
+@pytest.fixture(scope="module")
+def data_dir(shared_data, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        for dataset in ("rt-polarity", "tinyshakespeare", "multi30k"):
+            offline_dataset(shared_data, dataset, mp, tmp_path_factory.mktemp("cache"))
+        yield str(shared_data)
+
+
+@pytest.fixture(scope="module")
+def built(data_dir):
+    """The data at the default config (all labels), and what ``learn_wordpiece`` was given."""
+    given = []
+    learn = polarity.learn_wordpiece
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(polarity, "learn_wordpiece", lambda s, v: given.append(list(s)) or learn(s, v))
+        data = polarity_data(PolarityConfig(), Context(seed=0, data_dir=data_dir))
+    return data, given
+
+
+def test_shared_files_match_their_published_sha256(data_dir):
+    for remote in polarity.FILES.values():
+        assert verify(Path(data_dir) / remote.dataset / remote.name, remote)
+
+
+def test_split_sizes_and_stratification(built):
+    data, _ = built
+    assert {k: data.size(k) for k in ("train", "val", "test")} == SIZES == {"train": 8530, "val": 1066,
+                                                                            "test": 1066}
+    for split in ("val", "test"):
+        assert torch.bincount(data.splits[split].labels).tolist() == [533, 533]
+    assert torch.bincount(data.splits["train"].labels).tolist() == [4265, 4265]
+    every = data.text["train"] + data.text["val"] + data.text["test"]
+    assert len(set(every)) == 2 * polarity.PER_CLASS  # disjoint, and together the whole dataset
+
+
+def test_split_does_not_depend_on_the_run_seed(built, data_dir, monkeypatch):
+    data, _ = built
+    # Another run seed with a budget; a tiny corpus keeps this second build fast.
+    monkeypatch.setattr(polarity, "pretraining_sentences", lambda train, data_dir: train[:200])
+    other = polarity_data(PolarityConfig(vocab_size=300, labels=100), Context(seed=7, data_dir=data_dir))
+    assert other.text["val"] == data.text["val"] and other.text["test"] == data.text["test"]
+    assert set(other.text["train"]) <= set(data.text["train"]) and other.size("train") == 100
+    _, labels = polarity.load_sentences(data_dir)
+    assert all(torch.equal(a, b) for a, b in zip(polarity.split_indices(labels, 0).values(),
+                                                  polarity.split_indices(labels, 0).values(), strict=True))
+    assert not torch.equal(polarity.split_indices(labels, 1)["val"], polarity.split_indices(labels, 0)["val"])
+
+
+def test_pretraining_corpus_holds_no_validation_or_test_sentence(built, data_dir):
+    data, given = built
+    corpus = polarity.pretraining_sentences(data.text["train"], data_dir)
+    assert len(given) == 1 and given[0] == corpus  # the tokenizer saw this corpus and nothing else
+    assert data.corpus_size == len(corpus) == len(data.corpus)
+    held_out = set(data.text["val"]) | set(data.text["test"])
+    assert not held_out & set(corpus)
+    assert set(data.text["train"]) <= set(corpus)
+    assert data.corpus_tokens > len(corpus)  # reported: WordPiece tokens, without [CLS]/[SEP]
+
+
+def test_label_budgets_are_nested_balanced_and_fixed_per_seed(built):
+    labels = built[0].splits["train"].labels
+    for seed in (0, 1):
+        small, middle, whole = (set(label_subset(labels, n, seed).tolist()) for n in (250, 1000, 8530))
+        assert small <= middle <= whole == set(range(8530))
+        for n in (2, 3, 250, 251, 1000):
+            index = label_subset(labels, n, seed)
+            counts = torch.bincount(labels[index], minlength=2)
+            assert len(set(index.tolist())) == n and counts.max() - counts.min() <= 1
+        assert torch.equal(label_subset(labels, 250, seed), label_subset(labels, 250, seed))
+    assert set(label_subset(labels, 250, 0).tolist()) != set(label_subset(labels, 250, 1).tolist())
+
+
+def test_batches_are_a_pure_function_of_seed_and_step(built):
+    data = built[0]
+    a, b = data.pretraining_batch(5, 16, seed=3), data.pretraining_batch(5, 16, seed=3)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not torch.equal(a[0], data.pretraining_batch(6, 16, seed=3)[0])
+    assert not torch.equal(a[0], data.pretraining_batch(5, 16, seed=4)[0])
+    ids, mask = a
+    assert ids.shape == mask.shape and ids.shape[0] == 16 and ids.shape[1] <= 64
+    assert (ids[:, 0] == CLS).all() and torch.equal(ids != PAD, mask) and mask.sum(1).max() == ids.shape[1]
+    later = data.train_batch(9, 32)
+    data.train_batch(0, 32)  # another epoch in between must not change step 9's batch
+    assert all(torch.equal(x, y) for x, y in zip(later, data.train_batch(9, 32), strict=True))
+    ids, mask, labels = later
+    assert ids.shape[0] == labels.shape[0] == 32 and labels.dtype == torch.long
+    val = list(data.eval_batches("val", 500))
+    assert [len(b[2]) for b in val] == [500, 500, 66]
+    assert torch.equal(torch.cat([b[2] for b in val]), data.splits["val"].labels)
+
+
+def test_encode_adds_cls_and_sep_pads_with_zero_and_truncates(built):
+    data = built[0]
+    long = " ".join(["good"] * 200)
+    ids, mask = data.encode(["a gorgeous , witty , seductive movie .", "bad .", long])
+    assert ids.dtype == torch.long and mask.dtype == torch.bool and ids.shape == (3, 64)
+    assert (ids[:, 0] == CLS).all() and ids[2, 63] == SEP and mask[2].all()
+    short = int(mask[1].sum())
+    assert short == 4 and ids[1, short - 1] == SEP
+    assert (ids[1, short:] == PAD).all() and not mask[1, short:].any()
+    tokens = data.tokenizer.decode(ids[0].tolist())
+    assert tokens == "a gorgeous, witty, seductive movie."
+
+
+def test_tokenizer_is_deterministic_with_bert_specials(built):
+    data, given = built
+    vocab = data.tokenizer.get_vocab()
+    assert [vocab[s] for s in SPECIALS] == [0, 1, 2, 3, 4] and data.vocab_size == 8000
+    saved = json.loads(data.artifacts()["tokenizer.json"])
+    assert [t["content"] for t in saved["added_tokens"]] == list(SPECIALS)  # no '##c' left special
+    assert polarity.learn_wordpiece(given[0], 8000).to_str() == data.tokenizer.to_str()
+
+
+@pytest.mark.parametrize("bad", [dict(vocab_size=100), dict(max_length=2), dict(labels=1), dict(labels=8531)])
+def test_bad_configs_raise_one_line_errors(bad):
+    with pytest.raises(ValueError) as error:
+        PolarityConfig(**bad)
+    assert "\n" not in str(error.value)
