@@ -1,4 +1,5 @@
-"""The claims at the cpu preset, over each claim's seeds (3; dqn 5): slow (5 to 60 minutes each on 2 cores).
+"""The claims at the cpu preset, over each claim's seeds (3; dqn 5): slow (5 minutes to hours each on 2
+cores). gpt's claim is known to fail its n-gram margin on Tiny Shakespeare (see the README).
 
 Run with ``make test-slow`` (``pytest -m slow``). A claim that fails here is a finding to report,
 never a threshold to loosen.
@@ -13,7 +14,7 @@ import dlhistory
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("milestone", ["alexnet", "dqn", "seq2seq", "adam", "resnet", "transformer"])
+@pytest.mark.parametrize("milestone", ["alexnet", "dqn", "seq2seq", "adam", "resnet", "transformer", "gpt"])
 def test_claim_holds_at_cpu_preset(run_env, monkeypatch, tmp_path, milestone):
     monkeypatch.delenv("DLHISTORY_THREADS")  # claims are timed with every core
     comparison = dlhistory.compare(milestone, preset="cpu", runs_dir=str(tmp_path), progress=False)
