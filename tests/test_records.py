@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ast
 
-from dlhistory.records import _without_docstrings, code_version, identity
+from dlhistory.codeversion import _without_docstrings, code_version
+from dlhistory.records import identity
 
 SOURCE = '''
 """Module docstring."""
@@ -43,7 +44,7 @@ def test_the_code_version_of_a_milestone_covers_what_it_imports():
     from pathlib import Path
 
     import dlhistory
-    from dlhistory.records import sources
+    from dlhistory.codeversion import sources
 
     root = Path(dlhistory.__file__).parent
 
@@ -68,7 +69,7 @@ def test_a_new_module_that_a_milestone_does_not_import_keeps_its_version(tmp_pat
     from pathlib import Path
 
     import dlhistory
-    from dlhistory.records import _code_version
+    from dlhistory.codeversion import _code_version
 
     root = tmp_path / "dlhistory"
     shutil.copytree(Path(dlhistory.__file__).parent, root, ignore=shutil.ignore_patterns("__pycache__"))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from .codeversion import code_versions
 from .config import shorten
 from .errors import UsageError, did_you_mean
 from .milestones import adam, alexnet, dqn, gpt, resnet, seq2seq, transformer
-from .records import code_versions
 from .spec import Milestone
 
 CATALOGUE: tuple[Milestone, ...] = (
