@@ -10,17 +10,16 @@ runs.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .. import checkpoint, records
-from ..errors import UsageError, did_you_mean
+from .. import records
+from ..errors import UsageError
 from ..spec import Context, Milestone, Tool
-from . import use_threads
+from . import load_weights, run_recipe, use_threads, variant_of
 
 ENVIRONMENTS = ("cartpole", "breakout")
 FPS = 15
@@ -54,12 +53,12 @@ class Played:
 
 
 def find_played_run(milestone: Milestone, preset: str, variant: str | None, which: str,
-                    runs_dir: str) -> Path:
-    """The run to play: ``which`` (a run directory) or, for 'latest', the newest run of ``preset`` that
-    completed; either way one of this milestone that wrote its selected network."""
+                    runs_dir: str) -> tuple[Path, dict]:
+    """The run to play and its config: ``which`` (a run directory) or, for 'latest', the newest run of
+    ``preset`` that completed; either way one of this milestone that wrote its selected network."""
     run_dir = records.find_run(runs_dir, milestone.key, variant or milestone.variant, which, finished=True,
                                preset=preset)
-    config = json.loads((run_dir / "config.json").read_text())
+    config = records.run_config_of(run_dir)
     if config["milestone"] != milestone.key:
         raise UsageError(f"{run_dir} is a run of {config['milestone']!r}, not {milestone.key!r}")
     if variant and config["variant"] != variant:
@@ -68,19 +67,17 @@ def find_played_run(milestone: Milestone, preset: str, variant: str | None, whic
     if not (run_dir / "selected.safetensors").exists():
         raise UsageError(f"{run_dir} holds no selected.safetensors to play; it completed without "
                          "writing its networks")
-    return run_dir
+    return run_dir, config
 
 
 def play(milestone: Milestone, run_dir: Path, episodes: int, seed: int, gif: Path | None) -> Played:
     """Play ``episodes`` games with ``run_dir``'s selected network; write them to ``gif`` if given."""
     from ..milestones.dqn import play_episodes
-    from ..runner import load_recipe
 
-    config = json.loads((run_dir / "config.json").read_text())
-    recipe = load_recipe(milestone, config["preset"], config["variant"], tuple(config["overrides"]))
+    _, recipe = run_recipe(milestone, run_dir, "play")
     data = recipe.data(Context(seed=seed))
     model = recipe.model(data)
-    model.load_state_dict(checkpoint.module_weights(run_dir / "selected.safetensors", "selected"))
+    load_weights(model, run_dir / "selected.safetensors", "selected", run_dir)
     model.eval()
     frames: list[list[np.ndarray]] = [[] for _ in range(episodes)]
     watch = (lambda i, env: frames[i].append(env.render())) if gif else None
@@ -126,11 +123,10 @@ def play_main(milestone: Milestone, args) -> None:
     if args.gif:
         records.writable_file(args.gif, "--gif", ".gif")
     preset = preset_for(milestone, args.preset, args.env)
-    if args.variant is not None and args.variant not in milestone.variants:
-        raise UsageError(f"{milestone.key} has no variant {args.variant!r}"
-                         f"{did_you_mean(args.variant, milestone.variants)}")
-    run_dir = find_played_run(milestone, preset, args.variant, args.checkpoint or "latest", args.runs_dir)
-    config = json.loads((run_dir / "config.json").read_text())
+    if args.variant is not None:
+        variant_of(milestone, args.variant)
+    run_dir, config = find_played_run(milestone, preset, args.variant, args.checkpoint or "latest",
+                                      args.runs_dir)
     print(f"playing {milestone.key}/{config['variant']} ({config['preset']}): {run_dir}", file=sys.stderr,
           flush=True)
     played = play(milestone, run_dir, args.episodes, args.seed, Path(args.gif) if args.gif else None)

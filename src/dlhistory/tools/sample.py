@@ -16,10 +16,9 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoint, records
 from ..errors import UsageError
 from ..spec import Milestone, Tool
-from . import use_threads
+from . import finished_run, load_weights, run_recipe, use_threads, variant_of
 
 MAX_TOKENS = 100_000
 """A long sample is a few thousand tokens; this keeps a typo from running for hours."""
@@ -33,27 +32,18 @@ class Shape:
     block_size: int
 
 
-def load_run(milestone: Milestone, run_dir: Path, weights: Path | None = None):
+def load_run(milestone: Milestone, run_dir: Path, weights: Path):
     """(model, vocabulary) of a finished run of ``milestone``."""
     from ..data.shakespeare import load_vocabulary
-    from ..runner import load_recipe
 
-    config = records.run_config_of(run_dir)
-    if config["milestone"] != milestone.key:
-        raise UsageError(f"{run_dir} is a run of {config['milestone']}, not {milestone.key}")
-    recipe = load_recipe(milestone, config["preset"], config["variant"], tuple(config["overrides"]))
+    _, recipe = run_recipe(milestone, run_dir, "sample")
     path = run_dir / "vocabulary.json"
     if not path.is_file():
         raise UsageError(f"{run_dir} has no vocabulary.json: it is not a language model's run "
                          "(the n-gram baseline keeps no weights)")
     vocabulary = load_vocabulary(path.read_text(encoding="utf-8"))
     model = recipe.model(Shape(vocabulary.size, recipe.data.config.block_size))
-    path = weights or run_dir / "model.safetensors"
-    try:
-        model.load_state_dict(checkpoint.module_weights(path, "model"))
-    except RuntimeError as e:  # another model's or size's weights
-        raise UsageError(f"{path} does not fit the model configured in {run_dir}: "
-                         f"{str(e).splitlines()[0][:200]}") from None
+    load_weights(model, weights, "model", run_dir)
     return model.eval(), vocabulary
 
 
@@ -98,13 +88,8 @@ def _sample(milestone: Milestone, args) -> None:
         model, vocabulary = load_hf_gpt2(Path(args.init[3:]))
         source = args.init
     else:
-        variant = args.variant or milestone.variant
-        if variant not in milestone.variants:
-            raise UsageError(f"{milestone.key} has no variant {variant!r}")
-        which = args.checkpoint or "latest"
-        weights = Path(which) if args.checkpoint and Path(which).is_file() else None
-        run_dir = records.find_run(args.runs_dir, milestone.key, variant,
-                                   str(weights.parent) if weights else which, finished=True)
+        run_dir, weights = finished_run(args.runs_dir, milestone, variant_of(milestone, args.variant),
+                                        args.checkpoint)
         model, vocabulary = load_run(milestone, run_dir, weights)
         source = str(run_dir)
     prompt = vocabulary.encode(args.prompt)
@@ -113,18 +98,18 @@ def _sample(milestone: Milestone, args) -> None:
     print(f"{milestone.key}: {source}", file=sys.stderr, flush=True)
     generator = torch.Generator().manual_seed(args.seed)
     ids = torch.tensor([prompt])
-    written: list[int] = []
-    shown = ""
+    pending: list[int] = []
     sys.stdout.write(args.prompt)
     for token in model.generate(ids, args.tokens, args.temperature, args.top_k, generator):
-        written.append(token)
-        # A byte-level subword may hold half of a character (decoded as U+FFFD until the rest comes):
-        # print only what is complete.
-        text = vocabulary.decode(written).rstrip("\ufffd")
-        sys.stdout.write(text[len(shown):])
-        sys.stdout.flush()
-        shown = text
-    sys.stdout.write(vocabulary.decode(written)[len(shown):] + "\n")
+        pending.append(token)
+        # A byte-level subword may hold half of a character (U+FFFD until the rest comes): hold the
+        # tokens back until they decode to whole characters, then print them and start afresh.
+        text = vocabulary.decode(pending)
+        if not text.endswith("\ufffd"):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            pending = []
+    sys.stdout.write(vocabulary.decode(pending) + "\n")
 
 
 SAMPLE = Tool("sample", "write text with a finished gpt run (or a local GPT-2)", _arguments, _sample)

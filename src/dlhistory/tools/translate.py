@@ -9,21 +9,18 @@ subwords. Used by the milestones, not part of what they compute: a change here k
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .. import checkpoint
 from ..algorithms.decoding import Hypotheses, beam_search
 from ..data.translation import EOS, PAD, decode, encode, load_tokenizer
-from ..errors import UsageError, did_you_mean
-from ..records import find_run, writable_file
-from ..runner import load_recipe
+from ..errors import UsageError
+from ..records import writable_file
 from ..spec import Milestone, Tool
-from . import use_threads
+from . import finished_run, load_weights, run_recipe, use_threads, variant_of
 
 MAX_BEAM = 32
 """Wider beams do not translate better (Koehn & Knowles 2017 measured them worse) and their memory grows
@@ -52,19 +49,10 @@ class Translator:
     """A finished run's model with the tokenizer it was trained with (``tokenizer.json``)."""
 
     def __init__(self, milestone: Milestone, run_dir: Path, weights: Path | None = None):
-        config = json.loads((run_dir / "config.json").read_text())
-        if config["milestone"] != milestone.key:
-            raise UsageError(f"{run_dir} is a run of {config['milestone']}, not {milestone.key}; "
-                             f"use 'dlhistory translate {config['milestone']}'")
-        recipe = load_recipe(milestone, config["preset"], config["variant"], tuple(config["overrides"]))
+        config, recipe = run_recipe(milestone, run_dir, "translate")
         self.tokenizer = load_tokenizer(run_dir / "tokenizer.json")
         self.model = recipe.model(Vocabulary(self.tokenizer.get_vocab_size()))
-        path = weights or run_dir / "model.safetensors"
-        try:
-            self.model.load_state_dict(checkpoint.module_weights(path, "model"))
-        except RuntimeError as e:  # a weights file of another model or size
-            raise UsageError(f"{path} does not fit {config['milestone']}/{config['variant']} as configured "
-                             f"in {run_dir}: {str(e).splitlines()[0]}") from None
+        load_weights(self.model, weights or run_dir / "model.safetensors", "model", run_dir)
         self.model.eval()
         self.name = f"{config['milestone']}/{config['variant']}"
 
@@ -101,15 +89,6 @@ def _tokens(tokenizer, row: list[int]) -> list[str]:
     """The subwords of one output row, up to and including its first </s>."""
     row = row[: row.index(EOS) + 1] if EOS in row else row
     return [tokenizer.id_to_token(t) for t in row if t != PAD]
-
-
-def finished_run(runs_dir: str, milestone: Milestone, variant: str, which: str | None) -> tuple[Path, Path]:
-    """(run directory, weights file) of a run that completed: ``which`` (a run directory, or a weights
-    file in one) or the newest finished run of ``variant``."""
-    if which and Path(which).is_file():
-        return find_run(runs_dir, milestone.key, variant, str(Path(which).parent), finished=True), Path(which)
-    run_dir = find_run(runs_dir, milestone.key, variant, which or "latest", finished=True)
-    return run_dir, run_dir / "model.safetensors"
 
 
 def _translate_arguments(p) -> None:
@@ -149,10 +128,7 @@ def _translate(milestone: Milestone, args) -> None:
         raise UsageError(f"--alpha {args.alpha}: the length-penalty exponent is 0 to 5 (Wu et al. use 0.6-1)")
     if args.attention_map:
         writable_file(args.attention_map, "--attention-map", ".png")
-    variant = args.variant or milestone.variant
-    if variant not in milestone.variants:
-        raise UsageError(f"{milestone.key} has no variant {variant!r}"
-                         f"{did_you_mean(variant, milestone.variants)}")
+    variant = variant_of(milestone, args.variant)
     run_dir, weights = finished_run(args.runs_dir, milestone, variant, args.checkpoint)
     translator = Translator(milestone, run_dir, weights)
     if args.attention_map and not translator.model.has_attention:
