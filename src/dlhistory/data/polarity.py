@@ -35,7 +35,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from dlhistory.data import multi30k, shakespeare
 from dlhistory.data.download import RemoteFile, fetch
-from dlhistory.data.shakespeare import _mix  # the splitmix seed hash of the GPT data; shared once reused
+from dlhistory.data.seeds import mix_seeds
 from dlhistory.errors import DataError
 
 _HOME = "https://raw.githubusercontent.com/dennybritz/cnn-text-classification-tf/master/data/rt-polaritydata/"
@@ -294,7 +294,7 @@ class PolarityData:
     def pretraining_batch(self, step: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Unlabeled sentences for pre-training ``step``: ids and mask, (B, L) each, drawn with
         replacement as a pure function of (seed, rank, step)."""
-        generator = torch.Generator().manual_seed(_mix(seed, self.rank, step))
+        generator = torch.Generator().manual_seed(mix_seeds(seed, self.rank, step))
         index = torch.randint(len(self.corpus), (batch_size,), generator=generator).to(self.corpus.device)
         return _trim(self.corpus[index], self.corpus_mask[index])
 

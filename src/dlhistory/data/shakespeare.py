@@ -22,6 +22,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from dlhistory.data.download import RemoteFile, fetch
+from dlhistory.data.seeds import mix_seeds
 from dlhistory.errors import DataError, UsageError
 
 FILE = RemoteFile(
@@ -157,7 +158,7 @@ class TextData:
         """Training windows for ``step``: inputs and next-token targets, (B, T) each. A pure function
         of (seed, rank, step)."""
         ids = self.splits["train"]
-        generator = torch.Generator().manual_seed(_mix(self.seed, self.rank, step))
+        generator = torch.Generator().manual_seed(mix_seeds(self.seed, self.rank, step))
         starts = torch.randint(len(ids) - self.block_size, (batch_size,), generator=generator)
         rows = starts[:, None].to(ids.device) + torch.arange(self.block_size + 1, device=ids.device)
         windows = ids[rows]
@@ -181,16 +182,6 @@ class TextData:
     def tokens_per_character(self, split: str) -> float:
         split = "train" if split == "train" else "val"
         return len(self.splits[split]) / self.characters[split]
-
-
-def _mix(*numbers: int) -> int:
-    """One 63-bit seed from several numbers (a splitmix-style hash: nearby steps get unrelated seeds)."""
-    x = 0
-    for n in numbers:
-        x = (x ^ (n + 0x9E3779B97F4A7C15 + (x << 6) + (x >> 2))) & (2**64 - 1)
-        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
-        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
-    return (x ^ (x >> 31)) & (2**63 - 1)
 
 
 def load_text(data_dir: str | None = None) -> str:
