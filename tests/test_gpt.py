@@ -13,6 +13,7 @@ import torch
 
 import dlhistory
 from conftest import offline_dataset
+from dlhistory.algorithms.language_model import LanguageModelTrainingConfig, cosine_learning_rate, optimizers
 from dlhistory.cli import main
 from dlhistory.data.shakespeare import ShakespeareConfig, entropy_of_unigrams, shakespeare_data
 from dlhistory.milestones import gpt
@@ -105,8 +106,8 @@ def test_evaluation_reads_the_validation_split_once_in_consecutive_windows(text_
 
 
 def test_the_learning_rate_warms_up_then_decays_to_its_floor():
-    config = gpt.LanguageModelTrainingConfig(lr=1e-3, min_lr=1e-4, warmup_steps=10)
-    rates = [gpt.cosine_learning_rate(config, s, 110) for s in range(111)]
+    config = LanguageModelTrainingConfig(lr=1e-3, min_lr=1e-4, warmup_steps=10)
+    rates = [cosine_learning_rate(config, s, 110) for s in range(111)]
     assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
     assert rates[110] == pytest.approx(1e-4) and all(a >= b for a, b in itertools.pairwise(rates[9:]))
 
@@ -123,7 +124,7 @@ def test_the_family_spans_thirty_times_with_one_budget_rule():
 
 def test_muon_updates_the_hidden_matrices_and_adamw_the_rest():
     model = tiny()
-    muon, adamw = gpt.optimizers(gpt.LanguageModelTrainingConfig(optimizer="muon"), model)
+    muon, adamw = optimizers(LanguageModelTrainingConfig(optimizer="muon"), model)
     in_muon = {id(p) for g in muon.param_groups for p in g["params"]}
     assert all(p.ndim == 2 for g in muon.param_groups for p in g["params"])
     assert id(model.wte.weight) not in in_muon and id(model.blocks[0].attn.attention.w_q.weight) in in_muon

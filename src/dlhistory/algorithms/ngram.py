@@ -37,7 +37,7 @@ are a contiguous run of keys, because key(hw) = key(h) V + w.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -45,6 +45,15 @@ if TYPE_CHECKING:
     import torch
 
 INT64_MAX = np.iinfo(np.int64).max
+
+
+def largest_order(vocab_size: int) -> int:
+    """The longest n-gram whose key, a number in base ``vocab_size`` (at least 2), fits in an int64: a
+    subword vocabulary allows shorter n-grams than characters do."""
+    order = 1
+    while int(vocab_size) ** (order + 1) <= INT64_MAX:
+        order += 1
+    return order
 
 
 @dataclass(frozen=True)
@@ -167,12 +176,10 @@ class NGramModel:
         if not isinstance(vocab_size, int | np.integer) or vocab_size < 1:
             raise ValueError(f"vocab_size must be an integer >= 1, got {vocab_size!r}")
         vocab_size = int(vocab_size)  # a Python int: numpy's ** would overflow silently below
-        if vocab_size > 1 and vocab_size ** int(config.order) > INT64_MAX:
-            largest = 1
-            while vocab_size ** (largest + 1) <= INT64_MAX:
-                largest += 1
+        if vocab_size > 1 and config.order > largest_order(vocab_size):
             raise ValueError(f"order {config.order} with vocab_size {vocab_size} overflows int64 n-gram keys "
-                             f"(vocab_size**order > 2**63-1); the largest order is {largest}")
+                             f"(vocab_size**order > 2**63-1); the largest order is "
+                             f"{largest_order(vocab_size)}")
         self.config = config
         self.vocab_size = vocab_size
         self.levels: list[Level] = []  # levels[m-1] is order m
@@ -291,14 +298,105 @@ def select(train_ids: np.ndarray | torch.Tensor, val_ids: np.ndarray | torch.Ten
            ks: tuple[float, ...] = (1.0, 0.1, 0.01)) -> tuple[NGramConfig, dict[NGramConfig, float]]:
     """Fit every config on train, measure cross-entropy on val; return the best config and all scores.
     (Selection uses validation only.) Kneser-Ney has no k, so it is tried once per order."""
+    best, scores = select_model(train_ids, val_ids, vocab_size, orders, smoothings, ks)
+    return best.config, scores
+
+
+def select_model(train_ids: np.ndarray | torch.Tensor, val_ids: np.ndarray | torch.Tensor, vocab_size: int,
+                 orders: tuple[int, ...] = (2, 3, 4, 5, 6, 7),
+                 smoothings: tuple[str, ...] = ("kneser-ney", "add-k"),
+                 ks: tuple[float, ...] = (1.0, 0.1, 0.01)) -> tuple[NGramModel, dict[NGramConfig, float]]:
+    """As :func:`select`, returning the best model already fitted rather than its config."""
     train = as_ids(train_ids, vocab_size, "train_ids")
     val = as_ids(val_ids, vocab_size, "val_ids")
     scores: dict[NGramConfig, float] = {}
+    best: NGramModel | None = None
     for order in orders:
         for smoothing in smoothings:
             for k in ks if smoothing == "add-k" else (NGramConfig.k,):
                 config = NGramConfig(order, smoothing, k)  # type: ignore[arg-type]
-                scores[config] = NGramModel(config, vocab_size).fit(train).cross_entropy(val)
-    if not scores:
+                model = NGramModel(config, vocab_size).fit(train)
+                scores[config] = model.cross_entropy(val)
+                if best is None or scores[config] < scores[best.config]:
+                    best = model
+    if best is None:
         raise ValueError("select needs at least one order and smoothing")
-    return min(scores, key=scores.__getitem__), scores
+    return best, scores
+
+
+# ================================================================================================
+# As a baseline component: the family searched (the "model"), counting and choosing (the "algorithm").
+
+
+@dataclass(frozen=True)
+class NGramSearchConfig:
+    """The n-gram family searched: orders 1 to ``max_order``, interpolated Kneser-Ney (Kneser & Ney
+    1995; Chen & Goodman 1998) and add-k (Lidstone) smoothing; the best on validation is kept."""
+
+    max_order: int = 7
+    smoothing: Literal["kneser-ney", "add-k", "either"] = "either"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_order <= 10:
+            raise ValueError("needs 1 <= max_order <= 10")
+
+
+@dataclass(frozen=True)
+class NGramFamily:
+    """What the n-gram 'model' component builds: the family to search, sized for the vocabulary."""
+
+    config: NGramSearchConfig
+    vocab_size: int
+
+
+def ngram_family(config: NGramSearchConfig, data) -> NGramFamily:
+    return NGramFamily(config, data.vocab_size)
+
+
+@dataclass(frozen=True)
+class CountConfig:
+    """Counting has no hyper-parameters: the order and smoothing are chosen on validation."""
+
+
+class NGramFit:
+    """Count on the training split, choose order and smoothing on validation; no gradient steps."""
+
+    total_steps = 0
+    samples_per_step = 0
+
+    def __init__(self, family: NGramFamily, data):
+        self.data, self.modules = data, {}
+        smoothings = ("kneser-ney", "add-k") if family.config.smoothing == "either" else (
+            family.config.smoothing,)
+        orders = range(1, min(family.config.max_order, largest_order(family.vocab_size)) + 1)
+        train, val = (data.splits[s].cpu().numpy() for s in ("train", "val"))
+        self.model, self.scores = select_model(train, val, family.vocab_size, orders=tuple(orders),
+                                               smoothings=smoothings)
+        self.chosen = self.model.config
+
+    def update(self, step: int) -> dict:
+        raise AssertionError("an n-gram model takes no steps")
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        if split == "test":
+            return {}
+        # Training: the same evenly spread windows a GPT's training loss is measured on.
+        train = split == "train"
+        ids = self.data.evaluation_windows("train")[1].flatten() if train else self.data.splits["val"]
+        loss = self.model.cross_entropy(ids.cpu().numpy())
+        return {"loss": loss, "loss_per_char": loss * self.data.tokens_per_character(split)}
+
+    def provenance(self) -> dict[str, Any]:
+        c = self.chosen
+        k = f" k={c.k:g}" if c.smoothing == "add-k" else ""
+        return {"ngram": f"order {c.order}, {c.smoothing}{k}"}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def count_and_select(config: CountConfig, family: NGramFamily, loss, data, ctx) -> NGramFit:
+    return NGramFit(family, data)
