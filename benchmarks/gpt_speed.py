@@ -41,18 +41,20 @@ TARGET = 1.886
 RECIPE = {"model.layers": 4, "model.heads": 4, "model.d_model": 128, "model.dropout": 0.0,
           "data.block_size": 64, "algorithm.batch_size": 12, "algorithm.lr": 1e-3, "algorithm.min_lr": 1e-4,
           "algorithm.warmup_steps": 100, "algorithm.beta2": 0.99}
+TOKENS_PER_STEP = RECIPE["algorithm.batch_size"] * RECIPE["data.block_size"]
 
 
 def train(runs: Path, iterations: int, precision: str, evals: int, peak: float) -> dict:
     """One dlhistory run of the recipe; its result with the seconds to TARGET and its model FLOP
     utilisation: achieved training FLOP/s over ``peak``, the machine's measured matmul GFLOP/s."""
+    overrides = {**RECIPE, "algorithm.tokens": iterations * TOKENS_PER_STEP}
     result = dlhistory.run("gpt", preset="cpu", runs_dir=str(runs), precision=precision, evals=evals,
-                           progress=False, overrides={**RECIPE, "algorithm.tokens": iterations * 12 * 64})
+                           progress=False, overrides=overrides)
     curve = [r for r in read_jsonl(Path(result["run_dir"]) / "metrics.jsonl") if r["split"] == "val"]
     reached = next((r["train_seconds"] for r in curve if r["loss"] <= TARGET), None)
     flops = result["train_flops"]
     return {"precision": result["precision"], "val loss": round(result["val_loss"], 4),
-            "tokens/s": round(result["steps"] * 12 * 64 / result["train_seconds"]),
+            "tokens/s": round(result["steps"] * TOKENS_PER_STEP / result["train_seconds"]),
             "GFLOP/s": round(flops / result["train_seconds"] / 1e9, 1),
             "MFU": f"{flops / result['train_seconds'] / 1e9 / peak:.1%}",
             "seconds to 1.886": reached, "train seconds": result["train_seconds"]}
