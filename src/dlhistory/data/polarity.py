@@ -16,7 +16,8 @@ never a validation or test sentence, so pre-training cannot see what fine-tuning
 
 Words are split by WordPiece (Schuster & Nakajima 2012; Wu et al. 2016, "Google's Neural Machine
 Translation System", section 4.1), BERT's tokenizer: lowercased, BERT's normaliser and pre-tokeniser,
-continuation pieces marked '##', learnt by Hugging Face ``tokenizers`` on the pre-training corpus only.
+continuation pieces marked '##', learnt by Hugging Face ``tokenizers`` on the pre-training corpus only
+(and, for a model that sees no unlabeled text, ``corpus=False``, on the MR training sentences alone).
 Every sentence is read as ``[CLS] sentence [SEP]`` (BERT section 3, single-sentence inputs).
 
 Batches are drawn as a pure function of (seed, step), so a resumed run sees the batches the
@@ -59,14 +60,16 @@ SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # BERT's names, at fi
 
 @dataclass(frozen=True)
 class PolarityConfig:
-    """MR sentence polarity (Pang & Lee 2005) with a WordPiece vocabulary and a label budget."""
+    """MR sentence polarity (Pang & Lee 2005) with a WordPiece vocabulary, and unlabeled text."""
 
     vocab_size: int = 8000
     """WordPiece vocabulary size (specials included), learnt on the pre-training corpus only."""
     max_length: int = 64
     """Tokens of ``[CLS] sentence [SEP]``: longer sentences are cut (MR averages ~25 WordPieces)."""
-    labels: int | None = None
-    """The label budget: labelled training sentences fine-tuning may use (None: all 8,530)."""
+    corpus: bool = True
+    """Include the unlabeled pre-training corpus, on which the tokenizer is then learnt. False: no
+    unlabeled text at all, and the tokenizer is learnt on the MR training sentences alone (what a model
+    trained from scratch on the labels has)."""
     split_seed: int = 0
     """Seed of the one train/validation/test split; fixed so every run shares it."""
 
@@ -74,9 +77,6 @@ class PolarityConfig:
         if self.vocab_size < 256 or self.max_length < 3:
             raise ValueError("needs vocab_size >= 256 (characters plus pieces) and max_length >= 3 "
                              "([CLS], a token, [SEP])")
-        if self.labels is not None and not 2 <= self.labels <= SIZES["train"]:
-            raise ValueError(f"labels {self.labels}: a budget is 2 to {SIZES['train']} (the training "
-                             "split), or None for all")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -263,8 +263,11 @@ class PolarityData:
         corpus_pieces = pieces(tokenizer, corpus)
         self.corpus_tokens = sum(map(len, corpus_pieces))
         """WordPiece tokens in the pre-training corpus (without [CLS]/[SEP], uncut)."""
-        self.corpus, self.corpus_mask = _padded(corpus_pieces, config.max_length)  # (M, L) each
-        self._epoch, self._epoch_order = -1, torch.empty(0, dtype=torch.long)
+        # The corpus as one stream of text, each sentence followed by [SEP]; pre-training reads windows.
+        self.stream = torch.tensor([t for row in corpus_pieces for t in (*row, SEP)], dtype=torch.long)
+        self._epoch: tuple = (None, -1)  # (budget, epoch) of the cached order below
+        self._epoch_order = torch.empty(0, dtype=torch.long)
+        self._budgets: dict[int, torch.Tensor] = {}
 
     @property
     def vocab_size(self) -> int:
@@ -280,7 +283,7 @@ class PolarityData:
     def to(self, device: torch.device) -> PolarityData:
         """Move every split and the corpus to ``device`` once, so batches are indexed where the model runs."""
         self.splits = {k: v.to(device) for k, v in self.splits.items()}
-        self.corpus, self.corpus_mask = self.corpus.to(device), self.corpus_mask.to(device)
+        self.stream = self.stream.to(device)
         return self
 
     def artifacts(self) -> dict[str, str]:
@@ -292,46 +295,79 @@ class PolarityData:
         return encode(self.tokenizer, sentences, self.config.max_length)
 
     def pretraining_batch(self, step: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unlabeled sentences for pre-training ``step``: ids and mask, (B, L) each, drawn with
-        replacement as a pure function of (seed, rank, step)."""
+        """Unlabeled text for pre-training ``step``: ids and mask, (B, max_length) each, drawn as a pure
+        function of (seed, rank, step).
+
+        Each row is ``[CLS]`` and then a window of the corpus stream at a random start: contiguous text
+        that may span several sentences, separated by [SEP], and start or end inside one. BERT's
+        "sentence" is "an arbitrary span of contiguous text" too (section 3), packed up to its sequence
+        length: no token is padding, so no compute is spent on padding.
+        """
+        width = self.config.max_length - 1  # after [CLS]
+        if len(self.stream) < width:
+            raise ValueError("this data has no unlabeled corpus (data.corpus=false), or too little for one "
+                             "window: pre-training needs it")
         generator = torch.Generator().manual_seed(mix_seeds(seed, self.rank, step))
-        index = torch.randint(len(self.corpus), (batch_size,), generator=generator).to(self.corpus.device)
-        return _trim(self.corpus[index], self.corpus_mask[index])
+        starts = torch.randint(len(self.stream) - width + 1, (batch_size, 1), generator=generator)
+        windows = self.stream[(starts + torch.arange(width)).to(self.stream.device)]  # (B, width)
+        ids = torch.cat([torch.full_like(windows[:, :1], CLS), windows], 1)
+        return ids, torch.ones_like(ids, dtype=torch.bool)
 
-    def steps_per_epoch(self, batch_size: int) -> int:
-        return max(1, self.size("train") // batch_size)
+    def budget(self, labels: int | None) -> torch.Tensor:
+        """Indices into the training split of a label budget of ``labels`` sentences (None: all of
+        them): class-balanced, nested (a smaller budget is part of a larger one) and fixed per seed."""
+        if labels is None:
+            return torch.arange(self.size("train"))
+        check_budget(labels)
+        if labels not in self._budgets:
+            self._budgets[labels] = label_subset(self.splits["train"].labels.cpu(), labels, self.seed)
+        return self._budgets[labels]
 
-    def train_batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Labelled sentences for fine-tuning ``step``: ids (B, L), mask (B, L), labels (B,).
+    def steps_per_epoch(self, batch_size: int, labels: int | None = None) -> int:
+        return max(1, len(self.budget(labels)) // batch_size)
+
+    def train_batch(self, step: int, batch_size: int,
+                    labels: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Labelled sentences of the budget ``labels`` for fine-tuning ``step``: ids (B, L), mask (B, L),
+        labels (B,).
 
         The epoch's order is a permutation seeded by (seed, epoch), so the batch is a pure function of
-        (seed, step); each of ``world_size`` processes takes every world_size-th example of it.
+        (seed, budget, step); each of ``world_size`` processes takes every world_size-th example of it.
         """
-        epoch, i = divmod(step, self.steps_per_epoch(batch_size))
-        if self._epoch != epoch:
+        budget = self.budget(labels)
+        epoch, i = divmod(step, self.steps_per_epoch(batch_size, labels))
+        if self._epoch != (labels, epoch):
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._epoch, self._epoch_order = epoch, torch.randperm(self.size("train"), generator=generator)
-        index = self._epoch_order[i * batch_size:(i + 1) * batch_size][self.rank::self.world_size]
+            self._epoch, self._epoch_order = (labels, epoch), torch.randperm(len(budget), generator=generator)
+        index = budget[self._epoch_order[i * batch_size:(i + 1) * batch_size]][self.rank::self.world_size]
         return self.splits["train"].rows(index)
 
-    def eval_batches(self, split: str,
-                     batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """(ids, mask, labels) over ``split`` in order, ``batch_size`` sentences at a time."""
-        for index in torch.arange(self.size(split)).split(batch_size):
-            yield self.splits[split].rows(index)
+    def eval_batches(self, split: str, batch_size: int,
+                     labels: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(ids, mask, labels) over every sentence of ``split`` once (of 'train': the budget ``labels``),
+        ``batch_size`` sentences at a time, shortest first: a batch is cut to its longest sentence, so
+        sentences of similar length together spend about half the compute of the split's order."""
+        index = self.budget(labels) if split == "train" else torch.arange(self.size(split))
+        lengths = self.splits[split].mask[index.to(self.splits[split].mask.device)].sum(1).cpu()
+        for batch in index[torch.argsort(lengths, stable=True)].split(batch_size):
+            yield self.splits[split].rows(batch)
+
+
+def check_budget(labels: int) -> None:
+    """A label budget is 2 (one per class) to the whole training split."""
+    if not 2 <= labels <= SIZES["train"]:
+        raise ValueError(f"label budget {labels}: a budget is 2 to {SIZES['train']} (the training split), "
+                         "or none for all")
 
 
 def polarity_data(config: PolarityConfig, ctx) -> PolarityData:
-    """Build the data component: load (verified), split, learn WordPiece on the unlabeled corpus, encode."""
+    """Build the data component: load (verified), split, learn WordPiece on the unlabeled corpus (or,
+    without one, on the training sentences), encode."""
     sentences, labels = load_sentences(ctx.data_dir)
     parts = split_indices(labels, config.split_seed)
     text = {k: [sentences[i] for i in index.tolist()] for k, index in parts.items()}
-    corpus = pretraining_sentences(text["train"], ctx.data_dir)
-    tokenizer = learn_wordpiece(corpus, config.vocab_size)
+    corpus = pretraining_sentences(text["train"], ctx.data_dir) if config.corpus else []
+    tokenizer = learn_wordpiece(corpus or text["train"], config.vocab_size)
     split_labels = {k: labels[index] for k, index in parts.items()}
-    if config.labels is not None:  # the budget: the same seed gives the same, nested, labels
-        budget = label_subset(split_labels["train"], config.labels, ctx.seed)
-        text["train"] = [text["train"][i] for i in budget.tolist()]
-        split_labels["train"] = split_labels["train"][budget]
     return PolarityData(config, tokenizer, text, split_labels, corpus, ctx.seed, ctx.rank,
                         getattr(ctx, "world_size", 1))
