@@ -69,20 +69,31 @@ def test_split_does_not_depend_on_the_run_seed(built, data_dir, monkeypatch):
     data, _ = built
     # Another run seed with a budget; a tiny corpus keeps this second build fast.
     monkeypatch.setattr(polarity, "pretraining_sentences", lambda train, data_dir: train[:200])
-    other = polarity_data(PolarityConfig(vocab_size=300, labels=100), Context(seed=7, data_dir=data_dir))
-    assert other.text["val"] == data.text["val"] and other.text["test"] == data.text["test"]
-    assert set(other.text["train"]) <= set(data.text["train"]) and other.size("train") == 100
+    other = polarity_data(PolarityConfig(vocab_size=300), Context(seed=7, data_dir=data_dir))
+    assert other.text == data.text
+    assert len(other.budget(100)) == 100 and not torch.equal(other.budget(100), data.budget(100))
     _, labels = polarity.load_sentences(data_dir)
     assert all(torch.equal(a, b) for a, b in zip(polarity.split_indices(labels, 0).values(),
                                                   polarity.split_indices(labels, 0).values(), strict=True))
     assert not torch.equal(polarity.split_indices(labels, 1)["val"], polarity.split_indices(labels, 0)["val"])
 
 
+def test_without_the_corpus_the_tokenizer_is_learnt_on_the_training_sentences(data_dir, monkeypatch):
+    given = []
+    learn = polarity.learn_wordpiece
+    monkeypatch.setattr(polarity, "learn_wordpiece", lambda s, v: given.append(list(s)) or learn(s, v))
+    data = polarity_data(PolarityConfig(vocab_size=300, corpus=False), Context(seed=0, data_dir=data_dir))
+    assert given == [data.text["train"]] and data.corpus_size == 0
+    with pytest.raises(ValueError, match="no unlabeled corpus"):
+        data.pretraining_batch(0, 4, seed=0)
+
+
 def test_pretraining_corpus_holds_no_validation_or_test_sentence(built, data_dir):
     data, given = built
     corpus = polarity.pretraining_sentences(data.text["train"], data_dir)
     assert len(given) == 1 and given[0] == corpus  # the tokenizer saw this corpus and nothing else
-    assert data.corpus_size == len(corpus) == len(data.corpus)
+    assert data.corpus_size == len(corpus)
+    assert len(data.stream) == data.corpus_tokens + len(corpus)  # each sentence and its [SEP]
     held_out = set(data.text["val"]) | set(data.text["test"])
     assert not held_out & set(corpus)
     assert set(data.text["train"]) <= set(corpus)
@@ -109,16 +120,28 @@ def test_batches_are_a_pure_function_of_seed_and_step(built):
     assert not torch.equal(a[0], data.pretraining_batch(6, 16, seed=3)[0])
     assert not torch.equal(a[0], data.pretraining_batch(5, 16, seed=4)[0])
     ids, mask = a
-    assert ids.shape == mask.shape and ids.shape[0] == 16 and ids.shape[1] <= 64
-    assert (ids[:, 0] == CLS).all() and torch.equal(ids != PAD, mask) and mask.sum(1).max() == ids.shape[1]
-    later = data.train_batch(9, 32)
-    data.train_batch(0, 32)  # another epoch in between must not change step 9's batch
-    assert all(torch.equal(x, y) for x, y in zip(later, data.train_batch(9, 32), strict=True))
-    ids, mask, labels = later
-    assert ids.shape[0] == labels.shape[0] == 32 and labels.dtype == torch.long
+    assert ids.shape == mask.shape == (16, 64) and mask.all()  # full windows: no padding
+    assert (ids[:, 0] == CLS).all() and (ids[:, 1:] != CLS).all() and (ids[:, 1:] != PAD).all()
+    assert (ids == SEP).any()  # windows span sentences
+    for labels in (None, 250):
+        later = data.train_batch(9, 32, labels)
+        data.train_batch(0, 32, labels)  # another epoch in between must not change step 9's batch
+        data.train_batch(9, 32, 1000)  # nor another budget's batch
+        assert all(torch.equal(x, y) for x, y in zip(later, data.train_batch(9, 32, labels), strict=True))
+        ids, mask, y = later
+        assert ids.shape[0] == y.shape[0] == 32 and y.dtype == torch.long
+    # An epoch of a budget covers the budget's sentences once.
+    def sentences(batches):
+        return sorted(tuple(row[m].tolist()) for ids, mask, _ in batches
+                      for row, m in zip(ids, mask, strict=True))
+
+    budget = data.splits["train"].rows(data.budget(250))
+    assert sentences(data.train_batch(step, 50, 250) for step in range(5)) == sentences([budget])
     val = list(data.eval_batches("val", 500))
     assert [len(b[2]) for b in val] == [500, 500, 66]
-    assert torch.equal(torch.cat([b[2] for b in val]), data.splits["val"].labels)
+    assert sorted(torch.cat([b[2] for b in val]).tolist()) == sorted(data.splits["val"].labels.tolist())
+    assert [b[1].shape[1] for b in val] == sorted(b[1].shape[1] for b in val)  # shortest first
+    assert sum(len(b[2]) for b in data.eval_batches("train", 100, labels=250)) == 250
 
 
 def test_encode_adds_cls_and_sep_pads_with_zero_and_truncates(built):
@@ -143,8 +166,15 @@ def test_tokenizer_is_deterministic_with_bert_specials(built):
     assert polarity.learn_wordpiece(given[0], 8000).to_str() == data.tokenizer.to_str()
 
 
-@pytest.mark.parametrize("bad", [dict(vocab_size=100), dict(max_length=2), dict(labels=1), dict(labels=8531)])
+@pytest.mark.parametrize("bad", [dict(vocab_size=100), dict(max_length=2)])
 def test_bad_configs_raise_one_line_errors(bad):
     with pytest.raises(ValueError) as error:
         PolarityConfig(**bad)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("labels", [1, 8531])
+def test_bad_budgets_raise_one_line_errors(built, labels):
+    with pytest.raises(ValueError, match="label budget") as error:
+        built[0].budget(labels)
     assert "\n" not in str(error.value)

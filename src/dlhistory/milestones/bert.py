@@ -58,6 +58,7 @@ from ..algorithms.pretraining import (
 )
 from ..data.polarity import MASK, SPECIALS, PolarityConfig, PolarityData, polarity_data
 from ..spec import Claim, Component, Context, Metric, Milestone, Point, Recipe, Verdict
+from ..tools.bert import CLASSIFY, EXPORT, UNMASK
 from .transformer import MultiHeadAttention
 
 IGNORE = -100
@@ -599,4 +600,5 @@ MILESTONE = Milestone(
         judge=judge,
         figures=figures,
     ),
+    tools=(CLASSIFY, UNMASK, EXPORT),
 )

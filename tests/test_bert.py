@@ -1,6 +1,6 @@
-"""BERT's masking, model and heads (``milestones/bert_model.py``), and the same logits as Hugging Face's
-``BertForMaskedLM`` after an export (randomly initialised: nothing is downloaded; ``transformers`` is a
-test-only dependency)."""
+"""BERT's masking, model, heads and loss (``milestones/bert.py``), and the same logits as Hugging Face's
+``BertForMaskedLM`` after an export (``tools/bert_hf.py``; randomly initialised: nothing is downloaded;
+``transformers`` is a test-only dependency)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,17 @@ import math
 import pytest
 import torch
 
-from dlhistory.milestones.bert_model import (
+from dlhistory.milestones.bert import (
     IGNORE,
     Bert,
     BertConfig,
     Classifier,
+    MaskedLM,
+    MaskedLMConfig,
     MaskedLMHead,
-    export_hf,
-    from_hf_bert,
     mask_tokens,
-    mlm_loss,
-    to_hf_bert,
 )
+from dlhistory.tools.bert_hf import export_hf, from_hf_bert, to_hf_bert
 
 PAD, UNK, CLS, SEP, MASK = range(5)  # BERT's specials at the ids the polarity data gives them
 SPECIALS = (PAD, UNK, CLS, SEP, MASK)
@@ -115,7 +114,7 @@ def test_shapes_and_the_loss():
     _, targets = masked(ids, mask)
     chosen = targets != IGNORE
     expected = torch.nn.functional.cross_entropy(logits[chosen], targets[chosen])
-    torch.testing.assert_close(mlm_loss(logits, targets), expected)
+    torch.testing.assert_close(MaskedLM(MaskedLMConfig())(logits[chosen], targets[chosen]), expected)
     with pytest.raises(ValueError, match="positions"):
         model(torch.zeros(1, 25, dtype=torch.long))
 
