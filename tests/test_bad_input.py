@@ -46,6 +46,8 @@ KEYS = sorted({key for m in catalogue.CATALOGUE for key in keys(m.recipe("smoke"
 BAD_KEYS = ["model.nope", "x.y", "model", "algorithm.", ".lr", "=", "data.train_size.x", "model.n.n"]
 VALUES = ["nan", "inf", "-inf", "-1", "0", "1e999", "99999999999999999999999", "abc", "", "1,2", ",,,",
           "true", "None", "x" * 2000, "1e-3", "0.5", "3", "\x00", "é"]
+TEXTS = ["the movie was [MASK] .", "[MASK]", "a charming film", "", " ", "[MASK] " * 300, "\x00", "é"]
+"""A tool's one-word positional: sentences with and without [MASK], empty, huge."""
 NAMES = st.sampled_from([m.key for m in catalogue.CATALOGUE] + ["", "alexnt", "x" * 500, "../etc", "ALEXNET"])
 
 
@@ -66,13 +68,15 @@ def command(name: str, parser: argparse.ArgumentParser,
     options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
     positional = [a for a in parser._actions if not a.option_strings]
 
-    def words(draw_milestone, draw_overrides, chosen, values):
+    def words(draw_milestone, draw_overrides, chosen, values, texts):
         argv = [name]
-        for action in positional:
+        for action, text in zip(positional, texts, strict=True):
             if action.dest == "milestone":
                 argv.append(draw_milestone)
-            elif action.nargs in ("*", "+"):
+            elif action.dest == "overrides":
                 argv += draw_overrides
+            else:  # a sentence (translate, classify, unmask) or a folder (export)
+                argv.append(text)
         for action, value in zip(chosen, values, strict=False):
             flag = action.option_strings[-1]
             argv += [flag] if action.nargs == 0 else [flag, value]
@@ -83,7 +87,9 @@ def command(name: str, parser: argparse.ArgumentParser,
     return st.builds(words, names, overrides(),
                      st.lists(st.sampled_from(options), max_size=4, unique_by=lambda a: a.dest) if options
                      else st.just([]),
-                     st.lists(option_values(paths), min_size=4, max_size=4))
+                     st.lists(option_values(paths), min_size=4, max_size=4),
+                     st.lists(st.sampled_from([*TEXTS, *paths.values()]), min_size=len(positional),
+                              max_size=len(positional)))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ import dlhistory
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("milestone", ["alexnet", "dqn", "seq2seq", "adam", "resnet", "transformer", "gpt"])
+@pytest.mark.parametrize("milestone", ["alexnet", "dqn", "seq2seq", "adam", "resnet", "transformer", "bert",
+                                       "gpt"])
 def test_claim_holds_at_cpu_preset(run_env, monkeypatch, tmp_path, milestone):
     monkeypatch.delenv("DLHISTORY_THREADS")  # claims are timed with every core
     comparison = dlhistory.compare(milestone, preset="cpu", runs_dir=str(tmp_path), progress=False)

@@ -261,7 +261,7 @@ def test_catalogue_keys_are_unique_and_indexed():
 
 def test_catalogue_holds_the_implemented_milestones_in_order():
     keys = [m.key for m in catalogue.CATALOGUE]
-    assert keys == ["alexnet", "dqn", "seq2seq", "adam", "resnet", "transformer", "gpt"]
+    assert keys == ["alexnet", "dqn", "seq2seq", "adam", "resnet", "transformer", "bert", "gpt"]
 
 
 def test_index_rejects_a_duplicate_key():
@@ -351,6 +351,7 @@ def test_full_preset_models_build_and_run_forward(milestone):
         shape, num_classes, vocab_size = (1, 28, 28), 10, 100
         frame_shape, stack, n_actions = (84, 84), 4, 4  # an Atari environment
         block_size = 16  # a language model's context
+        config = type("Config", (), {"max_length": 12})  # sentences for BERT
 
     for variant in milestone.variants:
         model = milestone.recipe("full", variant).model(Shapes())
@@ -362,6 +363,11 @@ def test_full_preset_models_build_and_run_forward(milestone):
             if isinstance(model, torch.nn.Module):
                 with torch.no_grad():
                     assert model.eval()(torch.randint(100, (2, 16))).shape == (2, 16, 100)
+        elif isinstance(model, dict) and "mlm_head" in model:  # BERT: ids in, MLM and class logits out
+            with torch.no_grad():
+                hidden = model["encoder"].eval()(torch.randint(100, (2, 12)))
+                assert model["mlm_head"](hidden).shape == (2, 12, 100)
+                assert model["classifier"].eval()(hidden).shape == (2, 10)
         elif milestone.recipe("full", variant).data.name == "atari":  # stacked frames in, Q-values out
             with torch.no_grad():
                 assert model.eval()(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 4)

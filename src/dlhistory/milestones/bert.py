@@ -25,7 +25,8 @@ unlabeled text is the MR training sentences without labels, Tiny Shakespeare and
 Baselines: the same encoder trained from random initialisation with the same fine-tuning recipe and
 budgets, on data without the unlabeled text (its WordPiece is learnt on the labelled training sentences);
 and the classical reference, TF-IDF features with logistic regression, C chosen on validation.
-Changed vs the scratch baseline: the data (unlabeled text enters), the loss and the algorithm.
+Changed vs the scratch baseline: the data (unlabeled text enters), the loss and the algorithm; the model
+is the same encoder. The TF-IDF reference differs in all four.
 
 Differences from the released BERT, all small: no next-sentence prediction (RoBERTa, Liu et al. 2019,
 found it unneeded), so the pooler starts fresh at fine-tuning; no dropout on the attention
@@ -71,8 +72,8 @@ INIT_STD = 0.02
 # ================================================================================================
 # Data: MR polarity with the unlabeled corpus; the baselines have no unlabeled text.
 
-DATA = Component("mr+unlabeled", polarity_data, PolarityConfig())
-LABELLED_ONLY = Component("mr", polarity_data, PolarityConfig(corpus=False))
+DATA = Component("rt-polarity+unlabeled", polarity_data, PolarityConfig())
+LABELLED_ONLY = Component("rt-polarity", polarity_data, PolarityConfig(corpus=False))
 
 
 def mask_tokens(ids: torch.Tensor, mask: torch.Tensor, vocab_size: int, generator: torch.Generator,
@@ -497,6 +498,8 @@ def judge(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) 
     """At every budget the pre-trained model's mean test accuracy is at least MARGIN above the scratch
     model's, the gap is largest at the smallest budget (cpu) and at least SMALLEST_MARGIN there, and
     with all labels it reaches the preset's threshold. TF-IDF is reported, never required."""
+    if preset not in SMALLEST_MARGIN:
+        return Verdict("not judged", f"the claim states no margin at the {preset} preset")
     budgets = [budget_label(n) for n in BUDGETS[preset]]
     means: dict[str, dict[str, float]] = {}
     for budget in budgets:
@@ -586,7 +589,7 @@ MILESTONE = Milestone(
     variant="bert",
     presets=PRESETS,
     baselines={"scratch": _scratch, "tfidf": _tfidf},
-    changes=("data", "loss", "algorithm"),
+    changes=("data", "model", "loss", "algorithm"),  # vs scratch: data, loss, algorithm (the same model)
     claim=Claim(
         statement="the pre-trained model beats the same model trained from scratch by >= 3 points of test "
                   "accuracy at every label budget (250, 1,000, 8,530), most at the smallest, and reaches "
