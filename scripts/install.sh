@@ -12,7 +12,8 @@ PIP=("$VENV/bin/python" -m pip --quiet --disable-pip-version-check)
 
 stamp="$VENV/.dlhistory-installed"
 want=$("$PY" -c "import hashlib; print(hashlib.sha256(open('pyproject.toml','rb').read()
-      + open('constraints.txt','rb').read()).hexdigest())")  # portable: no sha256sum on macOS
+      + open('constraints.txt','rb').read() + open('requirements-nodeps.txt','rb').read()).hexdigest())")
+# (portable: no sha256sum on macOS)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
         "${PIP[@]}" install --no-index -c constraints.txt torch 2>/dev/null \
@@ -21,6 +22,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         || "${PIP[@]}" install -c constraints.txt torch
     fi
     "${PIP[@]}" install -c constraints.txt -e ".[test]"
+    "${PIP[@]}" install --no-deps -r requirements-nodeps.txt
     echo "$want" > "$stamp"
 fi
 
