@@ -5,7 +5,7 @@ from __future__ import annotations
 from .codeversion import code_versions
 from .config import shorten
 from .errors import UsageError, did_you_mean
-from .milestones import adam, alexnet, bert, dqn, gpt, resnet, seq2seq, transformer
+from .milestones import adam, alexnet, bert, dqn, gan, gpt, resnet, seq2seq, transformer
 from .spec import Milestone
 
 CATALOGUE: tuple[Milestone, ...] = (
@@ -13,6 +13,7 @@ CATALOGUE: tuple[Milestone, ...] = (
     dqn.MILESTONE,  # 2013
     seq2seq.MILESTONE,  # 2014
     adam.MILESTONE,  # 2014
+    gan.MILESTONE,  # 2015
     resnet.MILESTONE,  # 2015
     transformer.MILESTONE,  # 2017
     bert.MILESTONE,  # 2018

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import scipy.linalg
@@ -35,10 +36,12 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     than dimensions) its root is taken of the product with both covariances nudged by 1e-6 I, as the
     reference implementation (pytorch-fid) does; a tiny imaginary part from rounding is dropped."""
     diff = mu1 - mu2
-    root = scipy.linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(root).all():
-        offset = np.eye(len(sigma1)) * 1e-6
-        root = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    with warnings.catch_warnings():  # a singular product is handled below, not printed
+        warnings.simplefilter("ignore")
+        root = scipy.linalg.sqrtm(sigma1 @ sigma2)
+        if not np.isfinite(root).all():
+            offset = np.eye(len(sigma1)) * 1e-6
+            root = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(root):
         if not np.allclose(np.diagonal(root).imag, 0, atol=1e-3):
             largest = np.abs(root.imag).max()
@@ -79,4 +82,4 @@ def class_coverage(labels: torch.Tensor, classes: int) -> float:
     """Entropy (bits) of the histogram of predicted ``labels``: log2(classes) at best, 0 for one class."""
     counts = torch.bincount(labels.flatten().cpu(), minlength=classes).double()
     p = counts[counts > 0] / counts.sum()
-    return float(-(p * p.log2()).sum()) if len(p) else math.nan
+    return max(0.0, float(-(p * p.log2()).sum())) if len(p) else math.nan  # no -0.0

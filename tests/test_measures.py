@@ -1,0 +1,87 @@
+"""How generated samples are measured (``measures/``): the Fréchet distance against its closed form,
+precision and recall on point clouds with known answers, class coverage, and the Inception-v3 weights
+(their checksum, deterministic features)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dlhistory.errors import DataError
+from dlhistory.measures import generative, inception
+
+
+def test_frechet_distance_of_two_gaussians_has_its_closed_form():
+    """Diagonal covariances: ||mu1 - mu2||^2 + sum (s1 + s2 - 2 sqrt(s1 s2))."""
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    s1, s2 = rng.uniform(0.5, 2, 6), rng.uniform(0.5, 2, 6)
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
+    distance = generative.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2))
+    assert distance == pytest.approx(expected, rel=1e-9)
+    # A full covariance, rotated the same way in both: the distance does not change.
+    q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    rotated = generative.frechet_distance(q @ mu1, q @ np.diag(s1) @ q.T, q @ mu2, q @ np.diag(s2) @ q.T)
+    assert rotated == pytest.approx(expected, rel=1e-6)
+    assert generative.frechet_distance(mu1, np.diag(s1), mu1, np.diag(s1)) == pytest.approx(0, abs=1e-9)
+
+
+def test_frechet_distance_from_samples_converges_and_survives_few_samples():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(20000, 4, generator=g), torch.randn(20000, 4, generator=g) + 1.0
+    assert generative.feature_distance(a, b) == pytest.approx(4.0, abs=0.1)  # shift 1 in 4 dimensions
+    few = generative.feature_distance(torch.randn(5, 32, generator=g), torch.randn(5, 32, generator=g))
+    assert math.isfinite(few) and few > 0  # singular covariances: finite, not NaN
+
+
+def test_precision_and_recall_on_point_clouds_with_known_answers():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(2000, 2, generator=g)
+    same = torch.randn(2000, 2, generator=g)
+    precision, recall = generative.precision_recall(real, same)
+    assert precision > 0.9 and recall > 0.9
+    far = generative.precision_recall(real, same + 100)
+    assert far == (0.0, 0.0)
+    # A collapsed generator: every sample near one real point. Precise, but it covers almost nothing.
+    collapsed = real[:1] + 0.001 * torch.randn(2000, 2, generator=g)
+    precision, recall = generative.precision_recall(real, collapsed)
+    assert precision == 1.0 and recall < 0.01
+
+
+def test_class_coverage_is_the_entropy_of_the_class_histogram():
+    assert generative.class_coverage(torch.arange(10).repeat(7), 10) == pytest.approx(math.log2(10))
+    assert generative.class_coverage(torch.full((50,), 3), 10) == 0.0
+    assert generative.class_coverage(torch.tensor([0, 1]), 10) == pytest.approx(1.0)
+
+
+def test_inception_weights_are_verified_and_give_deterministic_features():
+    path = inception.weights_path()
+    assert path.stat().st_size == 87_335_461
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 1, 28, 28, generator=g) * 2 - 1
+    first = inception.inception_features(images)
+    assert first.shape == (3, 2048) and first.dtype == torch.float64
+    assert torch.equal(first, inception.inception_features(images))
+    assert torch.equal(first[1:2], inception.inception_features(images[1:2]))  # per image, not per batch
+
+
+def test_a_wrong_inception_file_is_refused_in_one_line(tmp_path, monkeypatch):
+    fake = tmp_path / inception.FILE
+    fake.write_bytes(b"not the network")
+    monkeypatch.setattr(inception, "weights_path", lambda: fake)
+    inception.load_inception.cache_clear()
+    try:
+        with pytest.raises(DataError, match="SHA-256") as e:
+            inception.load_inception()
+        assert "\n" not in str(e.value)
+    finally:
+        inception.load_inception.cache_clear()
+
+
+def test_inception_input_is_quantised_grey_to_rgb_at_299():
+    x = inception.to_inception_input(torch.tensor([-1.0, 1.0]).reshape(1, 1, 1, 2).repeat(1, 1, 28, 14))
+    assert x.shape == (1, 3, 299, 299)
+    assert x.min() == -1 and x.max() == 255 / 128 - 1  # the TF network's input range
