@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# The networks that measure samples (the GAN's Fashion-MNIST classifier, about a minute to train) are
+# kept once for every test, whatever cache a test empties for itself; the file names carry versions.
+os.environ.setdefault("DLHISTORY_MEASURES", str(Path(tempfile.gettempdir()) / "dlhistory-test-measures"))
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,12 @@ from __future__ import annotations
 import pytest
 
 import dlhistory
+from dlhistory import catalogue
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("milestone", ["alexnet", "dqn", "seq2seq", "adam", "resnet", "transformer", "bert",
-                                       "gpt"])
+@pytest.mark.parametrize("milestone", [m.key for m in catalogue.CATALOGUE])
 def test_claim_holds_at_cpu_preset(run_env, monkeypatch, tmp_path, milestone):
     monkeypatch.delenv("DLHISTORY_THREADS")  # claims are timed with every core
     comparison = dlhistory.compare(milestone, preset="cpu", runs_dir=str(tmp_path), progress=False)

@@ -261,7 +261,7 @@ def test_catalogue_keys_are_unique_and_indexed():
 
 def test_catalogue_holds_the_implemented_milestones_in_order():
     keys = [m.key for m in catalogue.CATALOGUE]
-    assert keys == ["alexnet", "dqn", "seq2seq", "adam", "resnet", "transformer", "bert", "gpt"]
+    assert keys == ["alexnet", "dqn", "seq2seq", "adam", "gan", "resnet", "transformer", "bert", "gpt"]
 
 
 def test_index_rejects_a_duplicate_key():
@@ -314,9 +314,10 @@ def test_claim_metric_is_a_result_key(milestone):
     claim = milestone.claim
     split, _, name = claim.metric.partition("_")
     assert split in ("train", "val", "test"), claim.metric
-    assert name.endswith(("accuracy", "loss", "loss_per_char", "bleu", "return")), claim.metric
-    # Accuracy, BLEU and return are maximised, loss minimised: a wrong direction would judge backwards.
-    assert claim.direction == ("min" if "loss" in name else "max")
+    assert name.endswith(("accuracy", "loss", "loss_per_char", "bleu", "return", "fid")), claim.metric
+    # Accuracy, BLEU and return are maximised, loss and FID (a distance) minimised: a wrong direction
+    # would judge backwards.
+    assert claim.direction == ("min" if "loss" in name or name == "fid" else "max")
     assert claim.statement and claim.paper
 
 
@@ -368,6 +369,14 @@ def test_full_preset_models_build_and_run_forward(milestone):
                 hidden = model["encoder"].eval()(torch.randint(100, (2, 12)))
                 assert model["mlm_head"](hidden).shape == (2, 12, 100)
                 assert model["classifier"].eval()(hidden).shape == (2, 10)
+        elif isinstance(model, dict) and "generator" in model:  # GAN, VAE: noise in, images out
+            with torch.no_grad():
+                generator = model["generator"].eval()
+                make = getattr(generator, "generate", generator)
+                images = make(torch.randn(2, generator.latent))
+                assert images.shape == (2, 1, 28, 28)
+                if "discriminator" in model:
+                    assert model["discriminator"].eval()(images).shape == (2,)
         elif milestone.recipe("full", variant).data.name == "atari":  # stacked frames in, Q-values out
             with torch.no_grad():
                 assert model.eval()(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 4)

@@ -4,7 +4,7 @@ Fréchet distance of the smoke preset, the tests and the evaluations during trai
 at 299x299 would cost more than the training).
 
 A small CNN (two conv-ReLU-pool blocks, a 128-unit layer) trained once, seed 0, for 2 epochs with Adam
-on the training split, then kept in the cache (``$DLHISTORY_CACHE/measures/``): 89.1% test accuracy.
+on the training split, then kept in the cache (:func:`measures_dir`): 89.1% test accuracy.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import checkpoint
-from ..data.download import cache_dir
 from ..data.images import FashionMNISTConfig, fashion_mnist_data
 from ..spec import Context
+from . import measures_dir
 
 VERSION = "fashion-mnist-cnn-1"
 """The cached file's name: change it when the network or its training changes."""
@@ -67,7 +67,7 @@ def train_classifier(data_dir: str | None = None) -> FashionClassifier:
 
 def load_classifier(data_dir: str | None = None) -> FashionClassifier:
     """The cached classifier, trained (about a minute) and cached the first time."""
-    path = cache_dir() / "measures" / f"{VERSION}.safetensors"
+    path = measures_dir() / f"{VERSION}.safetensors"
     model = FashionClassifier()
     if path.is_file():
         model.load_state_dict(checkpoint.module_weights(path, "classifier"))

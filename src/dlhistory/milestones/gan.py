@@ -46,7 +46,9 @@ from ..data.images import ImageData
 from ..data.seeds import mix_seeds
 from ..measures import generative
 from ..measures.classifier import load_classifier, to_unit_range
+from ..measures.inception import cached_inception_features, inception_features
 from ..spec import Claim, Component, Context, Metric, Milestone, Panel, Recipe, Verdict
+from ..tools.generate import GENERATE
 from .adam import DATA
 
 # ================================================================================================
@@ -226,19 +228,21 @@ class SampleQuality:
         self.classifier = load_classifier()
         self._real: dict[tuple[str, str], torch.Tensor] = {}
 
-    def real(self, split: str, space: str, n: int) -> torch.Tensor:
-        """Features of the split's first ``n`` images in ``space`` ('classifier' or 'inception')."""
+    def real(self, split: str, space: str) -> torch.Tensor:
+        """Features of the split's images in ``space`` ('classifier' or 'inception'); Inception's of a
+        whole split are computed once per machine and cached (10,000 test images take minutes)."""
         key = (split, space)
-        if key not in self._real or len(self._real[key]) < n:
-            images = to_unit_range(self.data.eval_split(split)[0][:n].cpu())
-            self._real[key] = self.features(images, space)
-        return self._real[key][:n]
+        if key not in self._real:
+            images = to_unit_range(self.data.eval_split(split)[0].cpu())
+            if space == "inception":
+                self._real[key] = cached_inception_features(images, f"fashion-mnist-{split}")
+            else:
+                self._real[key] = self.features(images, space)
+        return self._real[key]
 
     @torch.no_grad()
     def features(self, images: torch.Tensor, space: str) -> torch.Tensor:
         if space == "inception":
-            from ..measures.inception import inception_features
-
             return inception_features(images)
         return torch.cat([self.classifier.features(b) for b in images.split(500)]).double()
 
@@ -251,11 +255,11 @@ class SampleQuality:
         out = {"n": float(n), "class_coverage": generative.class_coverage(labels, self.data.num_classes)}
         spaces = ["classifier"] + (["inception"] if final and self.config.inception else [])
         for space in spaces:
-            real, fake = self.real(split, space, n), self.features(samples, space)
+            real, fake = self.real(split, space), self.features(samples, space)
             prefix = "fid" if space == "inception" else "fd_classifier"
-            out[prefix] = generative.feature_distance(real, fake)
-            if space == spaces[-1]:
-                out["precision"], out["recall"] = generative.precision_recall(real, fake)
+            out[prefix] = generative.feature_distance(real, fake)  # against every real image of the split
+            if space == spaces[-1]:  # against as many real images as samples (Kynkäänniemi et al.)
+                out["precision"], out["recall"] = generative.precision_recall(real[:n], fake)
         return out
 
 
@@ -537,4 +541,5 @@ MILESTONE = Milestone(
         judge=judge,
         figures=figures,
     ),
+    tools=(GENERATE,),
 )
