@@ -359,10 +359,13 @@ class VAE(nn.Module):
         self.decoder = Generator(config, channels)
         self.decoder.upsample[-1] = nn.Identity()  # logits of the pixel probabilities, not tanh
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(pixel logits, mean, log-variance) of images in [-1, 1]."""
+    def forward(self, images: torch.Tensor,
+                epsilon: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(pixel logits, mean, log-variance) of images in [-1, 1]; ``epsilon`` (N, latent) is the
+        standard normal noise of the reparameterisation trick (drawn here when not given)."""
         mean, log_var = self.encoder(images).chunk(2, dim=1)
-        z = mean + torch.randn_like(mean) * (0.5 * log_var).exp()  # the reparameterisation trick
+        epsilon = torch.randn_like(mean) if epsilon is None else epsilon
+        z = mean + epsilon * (0.5 * log_var).exp()  # the reparameterisation trick
         return self.decoder(z), mean, log_var
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
@@ -408,9 +411,9 @@ class VAETraining(AdversarialTraining):
 
     def update(self, step: int) -> dict[str, Any]:
         real = real_images(self.data, step, self.config.batch_size)
-        torch.manual_seed(mix_seeds(self.ctx.seed, self.ctx.rank, step))  # the reparameterisation noise
+        epsilon = noise(mix_seeds(self.ctx.seed, self.ctx.rank, step), len(real), self.G.latent, real.device)
         self.G.train()
-        logits, mean, log_var = self.G(real)
+        logits, mean, log_var = self.G(real, epsilon)
         loss, reconstruction, kl = self.loss(logits, real, mean, log_var)
         self._step("generator", loss)
         return {"loss": loss.detach(), "reconstruction": reconstruction.detach(), "kl": kl.detach()}
