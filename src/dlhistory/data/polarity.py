@@ -36,7 +36,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from dlhistory.data import multi30k, shakespeare
 from dlhistory.data.download import RemoteFile, fetch
-from dlhistory.data.seeds import mix_seeds
+from dlhistory.data.seeds import label_subset, mix_seeds
 from dlhistory.errors import DataError
 
 _HOME = "https://raw.githubusercontent.com/dennybritz/cnn-text-classification-tf/master/data/rt-polaritydata/"
@@ -124,25 +124,6 @@ def split_indices(labels: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor
         parts["val"] += members[HELD_OUT_PER_CLASS:2 * HELD_OUT_PER_CLASS]
         parts["train"] += members[2 * HELD_OUT_PER_CLASS:]
     return {k: torch.tensor(sorted(v), dtype=torch.long) for k, v in parts.items()}
-
-
-def label_subset(train_labels: torch.Tensor, size: int, seed: int) -> torch.Tensor:
-    """Indices (ascending) into the training split of a class-balanced budget of ``size`` labels.
-
-    Each class is shuffled by ``seed`` and the classes are dealt in turn (round robin), and the budget
-    is the first ``size`` dealt: balanced to within one example, and nested, since a smaller budget is
-    a prefix of the same deal. A class that runs out is skipped, so any size up to all is possible.
-    """
-    if not 0 <= size <= len(train_labels):
-        raise ValueError(f"label budget {size}: the training split has {len(train_labels)} sentences")
-    rng = random.Random(seed)
-    queues = []
-    for c in sorted(set(train_labels.tolist())):
-        members = (train_labels == c).nonzero().squeeze(1).tolist()
-        rng.shuffle(members)
-        queues.append(members)
-    dealt = [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
-    return torch.tensor(sorted(dealt[:size]), dtype=torch.long)
 
 
 def pretraining_sentences(train_sentences: list[str], data_dir: str | None = None) -> list[str]:
