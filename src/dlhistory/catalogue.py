@@ -5,7 +5,7 @@ from __future__ import annotations
 from .codeversion import code_versions
 from .config import shorten
 from .errors import UsageError, did_you_mean
-from .milestones import adam, alexnet, bert, dqn, gan, gpt, resnet, seq2seq, transformer
+from .milestones import adam, alexnet, bert, dqn, gan, gpt, resnet, seq2seq, simclr, transformer
 from .spec import Milestone
 
 CATALOGUE: tuple[Milestone, ...] = (
@@ -18,6 +18,7 @@ CATALOGUE: tuple[Milestone, ...] = (
     transformer.MILESTONE,  # 2017
     bert.MILESTONE,  # 2018
     gpt.MILESTONE,  # 2019
+    simclr.MILESTONE,  # 2020
 )
 
 
