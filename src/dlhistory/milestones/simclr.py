@@ -53,6 +53,7 @@ from ..data.augment import AugmentConfig, augment
 from ..data.images import TRAIN_IMAGES, FashionMNISTConfig, ImageData, fashion_mnist_data
 from ..data.seeds import label_subset
 from ..spec import Claim, Component, Context, Metric, Milestone, Point, Recipe, Verdict
+from ..tools.embedding import EMBED, NEIGHBOURS
 from .resnet import CifarNet, CifarNetConfig, ResidualBlock
 
 # ================================================================================================
@@ -384,4 +385,5 @@ MILESTONE = Milestone(
         judge=judge,
         figures=figures,
     ),
+    tools=(EMBED, NEIGHBOURS),
 )
