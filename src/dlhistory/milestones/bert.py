@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from ..algorithms.pretraining import (
@@ -416,9 +417,10 @@ class TfidfFit:
         features = self.model.vectorizer.fit_transform(train)
         val = self.model.vectorizer.transform(self.data.text["val"])
         scored = []
-        for C in self.loss.Cs:
-            fitted = LogisticRegression(C=C, max_iter=1000).fit(features, labels)
-            scored.append((self._accuracy(fitted, val, "val"), -C, fitted))  # ties: the smaller C
+        with threadpool_limits(torch.get_num_threads()):  # numpy's BLAS spins on a busy core otherwise
+            for C in self.loss.Cs:
+                fitted = LogisticRegression(C=C, max_iter=1000).fit(features, labels)
+                scored.append((self._accuracy(fitted, val, "val"), -C, fitted))  # ties: the smaller C
         accuracy, minus_c, self.model.classifier = max(scored, key=lambda s: s[:2])
         self.model.parameter_count = int(self.model.classifier.coef_.size + 1)
         self.C = -minus_c
