@@ -48,6 +48,8 @@ VALUES = ["nan", "inf", "-inf", "-1", "0", "1e999", "99999999999999999999999", "
           "true", "None", "x" * 2000, "1e-3", "0.5", "3", "\x00", "é"]
 TEXTS = ["the movie was [MASK] .", "[MASK]", "a charming film", "", " ", "[MASK] " * 300, "\x00", "é"]
 """A tool's one-word positional: sentences with and without [MASK], empty, huge."""
+INDICES = ["0", "5", "-1", "99999", "1e3", "x"]
+"""A tool's positional number (an image's index)."""
 NAMES = st.sampled_from([m.key for m in catalogue.CATALOGUE] + ["", "alexnt", "x" * 500, "../etc", "ALEXNET"])
 
 
@@ -88,8 +90,8 @@ def command(name: str, parser: argparse.ArgumentParser,
                      st.lists(st.sampled_from(options), max_size=4, unique_by=lambda a: a.dest) if options
                      else st.just([]),
                      st.lists(option_values(paths), min_size=4, max_size=4),
-                     st.lists(st.sampled_from([*TEXTS, *paths.values()]), min_size=len(positional),
-                              max_size=len(positional)))
+                     st.tuples(*(st.sampled_from(INDICES if a.type is int else [*TEXTS, *paths.values()])
+                                 for a in positional)))
 
 
 @pytest.fixture(scope="module")

@@ -261,7 +261,8 @@ def test_catalogue_keys_are_unique_and_indexed():
 
 def test_catalogue_holds_the_implemented_milestones_in_order():
     keys = [m.key for m in catalogue.CATALOGUE]
-    assert keys == ["alexnet", "dqn", "seq2seq", "adam", "gan", "resnet", "transformer", "bert", "gpt"]
+    assert keys == ["alexnet", "dqn", "seq2seq", "adam", "gan", "resnet", "transformer", "bert", "gpt",
+                    "simclr"]
 
 
 def test_index_rejects_a_duplicate_key():
@@ -377,6 +378,10 @@ def test_full_preset_models_build_and_run_forward(milestone):
                 assert images.shape == (2, 1, 28, 28)
                 if "discriminator" in model:
                     assert model["discriminator"].eval()(images).shape == (2,)
+        elif isinstance(model, dict) and "projection" in model:  # SimCLR: images in, features, projections
+            with torch.no_grad():
+                h = model["encoder"].eval()(torch.zeros(2, 1, 28, 28))
+                assert model["projection"](h).shape[0] == model["head"](h).shape[0] == 2
         elif milestone.recipe("full", variant).data.name == "atari":  # stacked frames in, Q-values out
             with torch.no_grad():
                 assert model.eval()(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 4)

@@ -38,9 +38,10 @@ class Shape:
 
 @dataclass
 class Loaded:
-    """A finished run's networks (weights loaded, evaluation mode) and its tokenizer."""
+    """A finished run's networks (weights loaded, evaluation mode) and its tokenizer; ``source`` is the
+    folder the weights came from (the run, or its pre-training)."""
 
-    run_dir: Path
+    source: Path
     networks: dict[str, torch.nn.Module]
     tokenizer: Any
     max_length: int
@@ -74,8 +75,12 @@ def load(milestone: Milestone, args, tool: str, names: tuple[str, ...], pretrain
         if not file.is_file():
             raise UsageError(f"{file} is missing; the run's files are incomplete, train it again")
         load_weights(networks[name], file, name, run_dir)
-    print(f"{milestone.key}: {source}", file=sys.stderr, flush=True)
-    return Loaded(run_dir, {n: networks[n].eval() for n in names}, tokenizer, recipe.data.config.max_length)
+    return Loaded(source, {n: networks[n].eval() for n in names}, tokenizer, recipe.data.config.max_length)
+
+
+def said(milestone: Milestone, loaded: Loaded) -> None:
+    """Which weights were used, on stderr, once the command has succeeded (an error is one line)."""
+    print(f"{milestone.key}: {loaded.source}", file=sys.stderr, flush=True)
 
 
 def _result(run_dir: Path) -> dict:
@@ -137,7 +142,9 @@ def _classify(milestone: Milestone, args) -> None:
     sentences = _sentences(args)
     use_threads()
     loaded = load(milestone, args, "classify", ("encoder", "classifier"), pretrained=False)
-    for sentence, (label, p) in zip(sentences, classify(loaded, sentences), strict=True):
+    labelled = classify(loaded, sentences)
+    said(milestone, loaded)
+    for sentence, (label, p) in zip(sentences, labelled, strict=True):
         print(f"{label}\t{p:.3f}\t{sentence}")
 
 
@@ -177,7 +184,9 @@ def _unmask(milestone: Milestone, args) -> None:
                          'in, e.g. "the movie was [MASK] ."')
     use_threads()
     loaded = load(milestone, args, "unmask", ("encoder", "mlm_head"), pretrained=True)
-    for i, fillers in enumerate(unmask(loaded, args.sentence, args.top), 1):
+    filled = unmask(loaded, args.sentence, args.top)
+    said(milestone, loaded)
+    for i, fillers in enumerate(filled, 1):
         print(f"[MASK] {i}: " + "  ".join(f"{token} {p:.3f}" for token, p in fillers))
 
 
@@ -194,17 +203,23 @@ def _export_arguments(p) -> None:
 def _export(milestone: Milestone, args) -> None:
     from .bert_hf import export_hf
 
-    target = Path(args.directory).expanduser()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise UsageError(f"{args.directory}: exists and is not an empty folder; export to a new one")
+    try:
+        target = Path(args.directory).expanduser()
+        used = target.exists() and (not target.is_dir() or any(target.iterdir()))
+    except (OSError, ValueError) as e:  # a name too long, a NUL byte, a folder it may not read
+        raise UsageError(f"{args.directory[:80]!r} cannot be a folder here ({type(e).__name__}); give "
+                         "another name") from None
+    if used:
+        raise UsageError(f"{args.directory[:80]}: exists and is not an empty folder; export to a new one")
     loaded = load(milestone, args, "export", ("encoder", "mlm_head"), pretrained=True)
     encoder = loaded.networks["encoder"]
     try:
         path = export_hf(target, encoder, loaded.networks["mlm_head"], encoder.config, encoder.vocab_size,
                          loaded.tokenizer.to_str())
-    except OSError as e:
-        raise UsageError(f"cannot write {args.directory}: {e.strerror or e}; nothing was left "
-                         "there") from None
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or type(e).__name__
+        raise UsageError(f"cannot write {args.directory[:80]}: {reason}; nothing was left there") from None
+    said(milestone, loaded)
     print(f"wrote {path} (transformers.BertForMaskedLM.from_pretrained reads it)")
 
 

@@ -34,21 +34,25 @@ def _png(path: str) -> Path:
     out = Path(path).expanduser()
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out {path[:80]}: give a .png file name")
-    if not out.parent.is_dir():
+    try:
+        folder = out.parent.is_dir()
+    except (OSError, ValueError):  # a NUL byte, a name too long
+        folder = False
+    if not folder:
         raise UsageError(f"--out {path[:80]}: the folder {str(out.parent)[:80]} does not exist")
     return out
 
 
 def load_encoder(milestone: Milestone, args, tool: str):
-    """(encoder in evaluation mode, the run's data) of the finished run ``args`` point to."""
+    """(encoder in evaluation mode, the run's data, the run directory) of the finished run ``args``
+    point to."""
     variant = variant_of(milestone, args.variant)
     run_dir, weights = finished_run(args.runs_dir, milestone, variant, args.checkpoint, "encoder")
     _, recipe = run_recipe(milestone, run_dir, tool)
     data = recipe.data(Context())
     encoder = recipe.model(data)["encoder"]
     load_weights(encoder, weights, "encoder", run_dir)
-    print(f"{milestone.key}: {run_dir}", file=sys.stderr, flush=True)
-    return encoder.eval(), data
+    return encoder.eval(), data, run_dir
 
 
 @torch.no_grad()
@@ -102,9 +106,9 @@ def _embed(milestone: Milestone, args) -> None:
         raise UsageError(f"--n {args.n}: draw 10 to {MAX_POINTS:,} test images")
     out = _png(args.out)
     use_threads()
-    encoder, data = load_encoder(milestone, args, "embed")
+    encoder, data, run_dir = load_encoder(milestone, args, "embed")
     _, features, labels = test_features(encoder, data, args.n)
-    points = embed(features, args.method)
+    points, labels = embed(features, args.method).numpy(), labels.numpy()
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 6))
@@ -116,6 +120,7 @@ def _embed(milestone: Milestone, args) -> None:
     ax.legend(markerscale=3, fontsize=8, loc="best")
     _save(out, fig, args.out)
     plt.close(fig)
+    print(f"{milestone.key}: {run_dir}", file=sys.stderr, flush=True)  # which run, once all went well
     print(f"wrote {out} ({len(labels)} points)")
 
 
@@ -144,7 +149,7 @@ def _neighbours(milestone: Milestone, args) -> None:
         raise UsageError(f"--k {args.k}: show 1 to 64 neighbours")
     out = _png(args.out)
     use_threads()
-    encoder, data = load_encoder(milestone, args, "neighbours")
+    encoder, data, run_dir = load_encoder(milestone, args, "neighbours")
     size = data.images.size("test")
     if not 0 <= args.index < size:
         raise UsageError(f"index {args.index}: a test image is 0 to {size - 1:,}")
@@ -154,11 +159,12 @@ def _neighbours(milestone: Milestone, args) -> None:
 
     fig, axes = plt.subplots(1, len(chosen), figsize=(1.3 * len(chosen), 1.8), squeeze=False)
     for i, (ax, j) in enumerate(zip(axes[0], chosen, strict=True)):
-        ax.imshow(images[j, 0], cmap="gray", vmin=0, vmax=1)
+        ax.imshow(images[j, 0].numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(("query\n" if i == 0 else "") + data.images.classes[int(labels[j])], fontsize=7)
         ax.axis("off")
     _save(out, fig, args.out)
     plt.close(fig)
+    print(f"{milestone.key}: {run_dir}", file=sys.stderr, flush=True)
     print(f"wrote {out}: test image {args.index} and its {args.k} nearest")
 
 

@@ -55,7 +55,11 @@ def _check(args) -> Path:
     out = Path(args.out).expanduser()
     if out.suffix.lower() != ".png":
         raise UsageError(f"--out {args.out[:80]}: give a .png file name")
-    if not out.parent.is_dir():
+    try:
+        folder = out.parent.is_dir()
+    except (OSError, ValueError):  # a NUL byte, a name too long
+        folder = False
+    if not folder:
         raise UsageError(f"--out {args.out[:80]}: the folder {str(out.parent)[:80]} does not exist")
     return out
 
@@ -91,7 +95,6 @@ def _generate(milestone: Milestone, args) -> None:
     generator = recipe.model(Shape())["generator"]
     load_weights(generator, weights, "generator", run_dir)
     generator.eval()
-    print(f"{milestone.key}: {run_dir}", file=sys.stderr, flush=True)
     z = latents(args.n, generator.latent, args.seed, args.interpolate)
     with torch.no_grad():
         images = generator.generate(z) if hasattr(generator, "generate") else generator(z)
@@ -103,6 +106,7 @@ def _generate(milestone: Milestone, args) -> None:
         atomic_write(out, lambda tmp: plt.imsave(tmp, picture, cmap="gray", vmin=0, vmax=255, format="png"))
     except OSError as e:
         raise UsageError(f"cannot write {args.out[:80]}: {e.strerror or e}") from None
+    print(f"{milestone.key}: {run_dir}", file=sys.stderr, flush=True)  # which run, once all went well
     print(f"wrote {out} ({len(images)} images)")
 
 
