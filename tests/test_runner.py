@@ -167,11 +167,11 @@ def test_resume_continues_the_variant_of_the_run(env, tmp_path, monkeypatch):
 # ``python -m dlhistory`` with every update slowed by 0.2 s, so that the kill lands mid-run however
 # fast the machine is. Only the killed run is slowed; the resumed run is the plain command.
 SLOW_CLI = """\
-import runpy, sys, time
+import os, runpy, sys, time
 from dlhistory.algorithms import supervised
 update = supervised.MinibatchTraining.update
 def slow(self, step):
-    time.sleep(0.2)
+    time.sleep(float(os.environ.get("SLOW_STEP_SECONDS", "0.2")))
     return update(self, step)
 supervised.MinibatchTraining.update = slow
 runpy.run_module("dlhistory", run_name="__main__", alter_sys=True)
@@ -501,7 +501,9 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_it_resumes_exactly(env, reference, 
 
 
 def test_a_second_process_cannot_resume_a_run_that_is_training(env, tmp_path):
-    child_env = {**os.environ, **env, "OMP_NUM_THREADS": "1"}
+    # Steps of 3 s: the second process (a Python that imports torch, seconds on a busy machine) must
+    # arrive while the first still trains, or it would find the run ended and rightly continue it.
+    child_env = {**os.environ, **env, "OMP_NUM_THREADS": "1", "SLOW_STEP_SECONDS": "3"}
     refused = []
 
     def second(run_dir: Path) -> None:
