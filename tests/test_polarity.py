@@ -43,6 +43,7 @@ def built(data_dir):
     """The data at the default config (all labels), and what ``learn_wordpiece`` was given."""
     given = []
     learn = polarity.learn_wordpiece
+    polarity.tokenised.cache_clear()  # learnt afresh, so what it was given is seen
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(polarity, "learn_wordpiece", lambda s, v: given.append(list(s)) or learn(s, v))
         data = polarity_data(PolarityConfig(), Context(seed=0, data_dir=data_dir))
@@ -81,6 +82,7 @@ def test_split_does_not_depend_on_the_run_seed(built, data_dir, monkeypatch):
 def test_without_the_corpus_the_tokenizer_is_learnt_on_the_training_sentences(data_dir, monkeypatch):
     given = []
     learn = polarity.learn_wordpiece
+    polarity.tokenised.cache_clear()
     monkeypatch.setattr(polarity, "learn_wordpiece", lambda s, v: given.append(list(s)) or learn(s, v))
     data = polarity_data(PolarityConfig(vocab_size=300, corpus=False), Context(seed=0, data_dir=data_dir))
     assert given == [data.text["train"]] and data.corpus_size == 0

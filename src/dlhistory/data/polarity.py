@@ -27,6 +27,7 @@ file's: ``pretraining_batch`` returns clean sentences.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -234,14 +235,13 @@ class PolarityData:
     pre-training corpus, all as tensors, and batches of them."""
 
     def __init__(self, config: PolarityConfig, tokenizer: Tokenizer, text: dict[str, list[str]],
-                 labels: dict[str, torch.Tensor], corpus: list[str], seed: int, rank: int = 0,
+                 labels: dict[str, torch.Tensor], corpus_pieces: list[list[int]], seed: int, rank: int = 0,
                  world_size: int = 1):
         self.config, self.tokenizer, self.text = config, tokenizer, text
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.splits = {k: Labelled(*encode(tokenizer, text[k], config.max_length), labels[k]) for k in text}
-        self.corpus_size = len(corpus)
+        self.corpus_size = len(corpus_pieces)
         """Sentences in the pre-training corpus."""
-        corpus_pieces = pieces(tokenizer, corpus)
         self.corpus_tokens = sum(map(len, corpus_pieces))
         """WordPiece tokens in the pre-training corpus (without [CLS]/[SEP], uncut)."""
         # The corpus as one stream of text, each sentence followed by [SEP]; pre-training reads windows.
@@ -348,7 +348,16 @@ def polarity_data(config: PolarityConfig, ctx) -> PolarityData:
     parts = split_indices(labels, config.split_seed)
     text = {k: [sentences[i] for i in index.tolist()] for k, index in parts.items()}
     corpus = pretraining_sentences(text["train"], ctx.data_dir) if config.corpus else []
-    tokenizer = learn_wordpiece(corpus or text["train"], config.vocab_size)
+    tokenizer, corpus_pieces = tokenised(tuple(corpus or text["train"]), config.vocab_size)
     split_labels = {k: labels[index] for k, index in parts.items()}
-    return PolarityData(config, tokenizer, text, split_labels, corpus, ctx.seed, ctx.rank,
-                        getattr(ctx, "world_size", 1))
+    return PolarityData(config, tokenizer, text, split_labels, corpus_pieces if corpus else [], ctx.seed,
+                        ctx.rank, getattr(ctx, "world_size", 1))
+
+
+@functools.lru_cache(maxsize=4)
+def tokenised(sentences: tuple[str, ...], vocab_size: int) -> tuple[Tokenizer, list[list[int]]]:
+    """WordPiece learnt on ``sentences`` and the sentences in its pieces (6 s for the 70k-sentence
+    corpus). Both are deterministic, so a process that builds the data again (the runs of a comparison,
+    the tests) reuses them."""
+    tokenizer = learn_wordpiece(list(sentences), vocab_size)
+    return tokenizer, pieces(tokenizer, list(sentences))
