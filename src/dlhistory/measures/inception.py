@@ -81,8 +81,9 @@ def inception_features(images: torch.Tensor, batch_size: int = 50) -> torch.Tens
 
 def cached_inception_features(images: torch.Tensor, name: str) -> torch.Tensor:
     """:func:`inception_features` of a fixed set of real images, computed once and kept in the cache
-    (``inception-<name>-<n>.safetensors`` in :func:`measures_dir`, float32)."""
-    path = measures_dir() / f"inception-{name}-{len(images)}.safetensors"
+    (``inception-<name>-<n>-<hash of the images>.safetensors`` in :func:`measures_dir`, float32)."""
+    digest = hashlib.sha256(images.float().contiguous().numpy().tobytes()).hexdigest()[:16]
+    path = measures_dir() / f"inception-{name}-{len(images)}-{digest}.safetensors"  # these very images
     if path.is_file():
         return load_file(path)["features"].double()
     features = inception_features(images)
