@@ -85,3 +85,16 @@ def test_inception_input_is_quantised_grey_to_rgb_at_299():
     x = inception.to_inception_input(torch.tensor([-1.0, 1.0]).reshape(1, 1, 1, 2).repeat(1, 1, 28, 14))
     assert x.shape == (1, 3, 299, 299)
     assert x.min() == -1 and x.max() == 255 / 128 - 1  # the TF network's input range
+
+
+def test_real_features_are_computed_once_and_named_by_the_images(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLHISTORY_MEASURES", str(tmp_path))
+    images = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    first = inception.cached_inception_features(images, "toy")
+    (stored,) = tmp_path.iterdir()
+    calls = []
+    monkeypatch.setattr(inception, "inception_features",
+                        lambda x: calls.append(x) or torch.zeros(len(x), inception.FEATURES))
+    assert torch.equal(inception.cached_inception_features(images, "toy"), first) and not calls  # read back
+    inception.cached_inception_features(-images, "toy")  # other images of the same count: computed
+    assert len(calls) == 1 and len(list(tmp_path.iterdir())) == 2 and stored.exists()
