@@ -106,6 +106,8 @@ def test_the_smoke_comparison_shares_one_pre_training(compared):
     assert sorted(comparison.results) == sorted(f"{v} {n}" for v in ("simclr", "supervised", "random")
                                                 for n in ("20 labels", "all labels"))
     assert comparison.verdict.outcome == "not judged"
+    figures = sorted(p.name for p in next(runs.glob("simclr/compare-*")).glob("*.png"))
+    assert figures == ["simclr-embedding.png", "simclr.png"]  # accuracy against labels; the features in 2-D
     phases = sorted((runs / "simclr" / "phases").iterdir())
     assert len(phases) == 1 and phases[0].name.startswith("pretrain-")
     for point, results in comparison.results.items():

@@ -29,6 +29,7 @@ with them the algorithm: a pre-training, then a probe).
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import statistics
 from collections.abc import Mapping
@@ -334,9 +335,27 @@ def figures(comparison, out_dir: Path) -> list[Path]:
     ax.set(xscale="log", xlabel="labelled training images", ylabel="test accuracy (%)",
            title=f"{m.year} {m.title}: Fashion-MNIST ({preset}, {len(comparison.seeds)} seeds)")
     ax.legend()
-    path = out_dir / f"{m.key}.png"
-    save(fig, path)
-    return [path]
+    paths = [out_dir / f"{m.key}.png"]
+    save(fig, paths[0])
+    with_all_labels = comparison.results.get(f"{m.variant} {budget_label(None)}", [])
+    finished = [r for r in with_all_labels if r.get("run_dir")]
+    if finished:  # the learnt features of the first seed's run, as the embed tool draws them
+        paths.append(out_dir / f"{m.key}-embedding.png")
+        save(_embedding(m, finished[0]["run_dir"]), paths[1])
+    return paths
+
+
+def _embedding(m: Milestone, run_dir: str):
+    from .. import checkpoint
+    from ..runner import load_recipe
+    from ..tools.embedding import embedding_figure
+
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    recipe = load_recipe(m, config["preset"], config["variant"], tuple(config["overrides"]))
+    data = recipe.data(Context())
+    encoder = recipe.model(data)["encoder"]
+    encoder.load_state_dict(checkpoint.module_weights(Path(run_dir) / "encoder.safetensors", "encoder"))
+    return embedding_figure(encoder.eval(), data, 2000, "pca", f"{m.year} {m.title} (seed {config['seed']})")
 
 
 # ================================================================================================

@@ -101,27 +101,35 @@ def embed(features: torch.Tensor, method: str) -> torch.Tensor:
     return torch.from_numpy(PCA(2, random_state=0).fit_transform(x))
 
 
+def embedding_figure(encoder, data, n: int, method: str, title: str):
+    """A figure of the first ``n`` test images' features in 2-D, one colour per class."""
+    import matplotlib.pyplot as plt
+
+    _, features, labels = test_features(encoder, data, n)
+    points, labels = embed(features, method).numpy(), labels.numpy()
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for c, name in enumerate(data.images.classes):
+        chosen = labels == c
+        ax.scatter(points[chosen, 0], points[chosen, 1], s=4, color=plt.cm.tab10(c), label=name)
+    ax.set(title=f"{title}: {len(labels)} test images, {method.upper()} of the encoder's features",
+           xticks=[], yticks=[])
+    ax.legend(markerscale=3, fontsize=8, loc="best")
+    return fig
+
+
 def _embed(milestone: Milestone, args) -> None:
     if not 10 <= args.n <= MAX_POINTS:
         raise UsageError(f"--n {args.n}: draw 10 to {MAX_POINTS:,} test images")
     out = _png(args.out)
     use_threads()
     encoder, data, run_dir = load_encoder(milestone, args, "embed")
-    _, features, labels = test_features(encoder, data, args.n)
-    points, labels = embed(features, args.method).numpy(), labels.numpy()
+    fig = embedding_figure(encoder, data, args.n, args.method, milestone.key)
+    _save(out, fig, args.out)
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 6))
-    for c, name in enumerate(data.images.classes):
-        chosen = labels == c
-        ax.scatter(points[chosen, 0], points[chosen, 1], s=4, color=plt.cm.tab10(c), label=name)
-    ax.set(title=f"{milestone.key}: {len(labels)} test images, {args.method.upper()} of the encoder's "
-                 "features", xticks=[], yticks=[])
-    ax.legend(markerscale=3, fontsize=8, loc="best")
-    _save(out, fig, args.out)
     plt.close(fig)
     print(f"{milestone.key}: {run_dir}", file=sys.stderr, flush=True)  # which run, once all went well
-    print(f"wrote {out} ({len(labels)} points)")
+    print(f"wrote {out} ({args.n} points)")
 
 
 # --------------------------------------------------------------------------------------------------
