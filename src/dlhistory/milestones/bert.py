@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +58,7 @@ from ..algorithms.pretraining import (
     pretrain_then_fine_tune,
 )
 from ..data.polarity import MASK, SPECIALS, PolarityConfig, PolarityData, polarity_data
+from ..report.budgets import accuracy_by_labels, means_by_budget
 from ..spec import Claim, Component, Context, Metric, Milestone, Point, Recipe, Verdict
 from ..tools.bert import CLASSIFY, EXPORT, UNMASK
 from .transformer import MultiHeadAttention
@@ -491,11 +491,6 @@ def points(milestone: Milestone, preset: str) -> list[Point]:
             for v in milestone.variants]
 
 
-def _accuracies(runs: list[dict]) -> list[float] | None:
-    values = [r.get("test_accuracy") for r in runs]
-    return None if not values or any(v is None or not math.isfinite(v) for v in values) else values
-
-
 def judge(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) -> Verdict:
     """At every budget the pre-trained model's mean test accuracy is at least MARGIN above the scratch
     model's, the gap is largest at the smallest budget (cpu) and at least SMALLEST_MARGIN there, and
@@ -503,13 +498,9 @@ def judge(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) 
     if preset not in SMALLEST_MARGIN:
         return Verdict("not judged", f"the claim states no margin at the {preset} preset")
     budgets = [budget_label(n) for n in BUDGETS[preset]]
-    means: dict[str, dict[str, float]] = {}
-    for budget in budgets:
-        for variant in milestone.variants:
-            values = _accuracies(results.get(f"{variant} {budget}", []))
-            if values is None:
-                return Verdict("not judged", f"no complete runs of {variant} at {budget}")
-            means.setdefault(budget, {})[variant] = statistics.mean(values)
+    means = means_by_budget(results, milestone.variants, budgets)
+    if isinstance(means, str):
+        return Verdict("not judged", means)
     gaps = {b: means[b][milestone.variant] - means[b]["scratch"] for b in budgets}
     smallest, everything = budgets[0], budgets[-1]
     threshold = milestone.claim.thresholds[preset]
@@ -528,27 +519,13 @@ def judge(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) 
 
 def figures(comparison, out_dir: Path) -> list[Path]:
     """Test accuracy against the number of labels (log scale): each variant's mean and seed range."""
-    from ..report.figures import plt, save
+    from ..data.polarity import SIZES
 
     m, preset = comparison.milestone, comparison.preset
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for variant, colour in zip(m.variants, ("C0", "C7", "C2"), strict=False):
-        xs, mean, low, high = [], [], [], []
-        for n in BUDGETS[preset]:
-            values = _accuracies(comparison.results.get(f"{variant} {budget_label(n)}", []))
-            if values:
-                xs.append(int(budget_label(n).split()[0]))
-                mean.append(100 * statistics.mean(values))
-                low.append(100 * min(values))
-                high.append(100 * max(values))
-        if xs:
-            ax.plot(xs, mean, "o-", color=colour, label=variant)
-            ax.fill_between(xs, low, high, color=colour, alpha=0.2)
-    ax.set(xscale="log", xlabel="labelled training sentences", ylabel="test accuracy (%)",
-           title=f"{m.year} {m.title}: MR polarity ({preset}, {len(comparison.seeds)} seeds)")
-    ax.legend()
     path = out_dir / f"{m.key}.png"
-    save(fig, path)
+    accuracy_by_labels(comparison, BUDGETS[preset], budget_label, lambda n: n or SIZES["train"],
+                       "labelled training sentences",
+                       f"{m.year} {m.title}: MR polarity ({preset}, {len(comparison.seeds)} seeds)", path)
     return [path]
 
 

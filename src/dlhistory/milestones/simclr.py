@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
-import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +51,7 @@ from ..algorithms.contrastive import (
 from ..data.augment import AugmentConfig, augment
 from ..data.images import TRAIN_IMAGES, FashionMNISTConfig, ImageData, fashion_mnist_data
 from ..data.seeds import label_subset
+from ..report.budgets import accuracy_by_labels, means_by_budget
 from ..spec import Claim, Component, Context, Metric, Milestone, Point, Recipe, Verdict
 from ..tools.embedding import EMBED, NEIGHBOURS
 from .resnet import CifarNet, CifarNetConfig, ResidualBlock
@@ -275,13 +274,6 @@ def points(milestone: Milestone, preset: str) -> list[Point]:
             for v in milestone.variants]
 
 
-def _mean_accuracy(runs: list[dict]) -> float | None:
-    values = [r.get("test_accuracy") for r in runs]
-    if not values or any(v is None or not math.isfinite(v) for v in values):
-        return None
-    return statistics.mean(values)
-
-
 def judge(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) -> Verdict:
     """cpu: the probe beats supervised by >= 3 points at 1%, the gap shrinks as labels grow, and the
     probe with all labels reaches the threshold; full: >= 85% at 1% and the threshold with all."""
@@ -289,13 +281,9 @@ def judge(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) 
     if threshold is None:
         return Verdict("not judged", f"the claim states nothing at the {preset} preset")
     budgets = [budget_label(n) for n in BUDGETS[preset]]
-    means: dict[str, dict[str, float]] = {}
-    for budget in budgets:
-        for variant in milestone.variants:
-            mean = _mean_accuracy(results.get(f"{variant} {budget}", []))
-            if mean is None:
-                return Verdict("not judged", f"no complete runs of {variant} at {budget}")
-            means.setdefault(budget, {})[variant] = mean
+    means = means_by_budget(results, milestone.variants, budgets)
+    if isinstance(means, str):
+        return Verdict("not judged", means)
     gaps = [means[b][milestone.variant] - means[b]["supervised"] for b in budgets]
     ours = [means[b][milestone.variant] for b in budgets]
     checks = {f"with all labels {ours[-1]:.2%} (needs >= {threshold:.0%})": ours[-1] >= threshold}
@@ -312,31 +300,17 @@ def judge(milestone: Milestone, preset: str, results: Mapping[str, list[dict]]) 
 
 
 def figures(comparison, out_dir: Path) -> list[Path]:
-    """Test accuracy against the number of labels (log scale), each variant's mean and seed range."""
-    from ..report.figures import plt, save
+    """Test accuracy against the number of labels (log scale), each variant's mean and seed range; and
+    the learnt features of the test set in 2-D."""
+    from ..report.figures import save
 
     m, preset = comparison.milestone, comparison.preset
     images = m.recipe(preset).data.config.images
     everything = images.train_size or TRAIN_IMAGES - images.val_size
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for variant, colour in zip(m.variants, ("C0", "C7", "C2"), strict=False):
-        xs, mean, low, high = [], [], [], []
-        for n in BUDGETS[preset]:
-            runs = comparison.results.get(f"{variant} {budget_label(n)}", [])
-            values = [r["test_accuracy"] for r in runs if math.isfinite(r.get("test_accuracy", math.nan))]
-            if values:
-                xs.append(n or everything)
-                mean.append(100 * statistics.mean(values))
-                low.append(100 * min(values))
-                high.append(100 * max(values))
-        if xs:
-            ax.plot(xs, mean, "o-", color=colour, label=variant)
-            ax.fill_between(xs, low, high, color=colour, alpha=0.2)
-    ax.set(xscale="log", xlabel="labelled training images", ylabel="test accuracy (%)",
-           title=f"{m.year} {m.title}: Fashion-MNIST ({preset}, {len(comparison.seeds)} seeds)")
-    ax.legend()
     paths = [out_dir / f"{m.key}.png"]
-    save(fig, paths[0])
+    title = f"{m.year} {m.title}: Fashion-MNIST ({preset}, {len(comparison.seeds)} seeds)"
+    accuracy_by_labels(comparison, BUDGETS[preset], budget_label, lambda n: n or everything,
+                       "labelled training images", title, paths[0])
     with_all_labels = comparison.results.get(f"{m.variant} {budget_label(None)}", [])
     finished = [r for r in with_all_labels if r.get("run_dir")]
     if finished:  # the learnt features of the first seed's run, as the embed tool draws them
