@@ -65,3 +65,18 @@ def load_weights(model, path: Path, name: str, run_dir: Path) -> None:
     except RuntimeError as e:
         raise UsageError(f"{path} does not fit the model configured in {run_dir}: "
                          f"{str(e).splitlines()[0][:200]}") from None
+
+
+def output_png(text: str) -> Path:
+    """The PNG a tool is asked to write (``--out``): a .png name in a folder that exists; one line
+    otherwise (a NUL byte or a name too long included)."""
+    out = Path(text).expanduser()
+    if out.suffix.lower() != ".png":
+        raise UsageError(f"--out {text[:80]}: give a .png file name")
+    try:
+        folder = out.parent.is_dir()
+    except (OSError, ValueError):
+        folder = False
+    if not folder:
+        raise UsageError(f"--out {text[:80]}: the folder {str(out.parent)[:80]} does not exist")
+    return out

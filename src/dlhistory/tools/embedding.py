@@ -19,7 +19,7 @@ import torch
 from ..errors import UsageError
 from ..records import atomic_write
 from ..spec import Context, Milestone, Tool
-from . import finished_run, load_weights, run_recipe, use_threads, variant_of
+from . import finished_run, load_weights, output_png, run_recipe, use_threads, variant_of
 
 MAX_POINTS = 10_000
 
@@ -28,19 +28,6 @@ def _common(p) -> None:
     p.add_argument("--variant", help="a baseline's run instead, e.g. supervised or random")
     p.add_argument("--checkpoint", metavar="RUN", help="a finished run's directory (default: the newest)")
     p.add_argument("--runs-dir", default="runs", help="where runs are (default ./runs)")
-
-
-def _png(path: str) -> Path:
-    out = Path(path).expanduser()
-    if out.suffix.lower() != ".png":
-        raise UsageError(f"--out {path[:80]}: give a .png file name")
-    try:
-        folder = out.parent.is_dir()
-    except (OSError, ValueError):  # a NUL byte, a name too long
-        folder = False
-    if not folder:
-        raise UsageError(f"--out {path[:80]}: the folder {str(out.parent)[:80]} does not exist")
-    return out
 
 
 def load_encoder(milestone: Milestone, args, tool: str):
@@ -120,7 +107,7 @@ def embedding_figure(encoder, data, n: int, method: str, title: str):
 def _embed(milestone: Milestone, args) -> None:
     if not 10 <= args.n <= MAX_POINTS:
         raise UsageError(f"--n {args.n}: draw 10 to {MAX_POINTS:,} test images")
-    out = _png(args.out)
+    out = output_png(args.out)
     use_threads()
     encoder, data, run_dir = load_encoder(milestone, args, "embed")
     fig = embedding_figure(encoder, data, args.n, args.method, milestone.key)
@@ -155,7 +142,7 @@ def nearest(features: torch.Tensor, index: int, k: int) -> torch.Tensor:
 def _neighbours(milestone: Milestone, args) -> None:
     if not 1 <= args.k <= 64:
         raise UsageError(f"--k {args.k}: show 1 to 64 neighbours")
-    out = _png(args.out)
+    out = output_png(args.out)
     use_threads()
     encoder, data, run_dir = load_encoder(milestone, args, "neighbours")
     size = data.images.size("test")

@@ -20,7 +20,7 @@ import torch
 from ..errors import UsageError
 from ..records import atomic_write
 from ..spec import Milestone, Tool
-from . import finished_run, load_weights, run_recipe, use_threads, variant_of
+from . import finished_run, load_weights, output_png, run_recipe, use_threads, variant_of
 
 MAX_SAMPLES = 1024
 STEPS = 8
@@ -52,16 +52,7 @@ def _check(args) -> Path:
         raise UsageError(f"--n {args.n}: draw 1 to {limit} {'rows' if args.interpolate else 'samples'}")
     if not 0 <= args.seed < 2**31:
         raise UsageError(f"--seed {args.seed}: a whole number from 0 to {2**31 - 1}")
-    out = Path(args.out).expanduser()
-    if out.suffix.lower() != ".png":
-        raise UsageError(f"--out {args.out[:80]}: give a .png file name")
-    try:
-        folder = out.parent.is_dir()
-    except (OSError, ValueError):  # a NUL byte, a name too long
-        folder = False
-    if not folder:
-        raise UsageError(f"--out {args.out[:80]}: the folder {str(out.parent)[:80]} does not exist")
-    return out
+    return output_png(args.out)
 
 
 def latents(n: int, latent: int, seed: int, interpolate: bool) -> torch.Tensor:
