@@ -26,7 +26,7 @@ from torch import nn
 
 from ..data.seeds import mix_seeds
 from ..spec import Context, Panel, Phase
-from .supervised import OptimizerState, set_learning_rate
+from .supervised import OptimizerState, descend, set_learning_rate
 
 
 def warmup_cosine(lr: float, step: int, warmup_steps: int, total_steps: int) -> float:
@@ -46,9 +46,7 @@ class _Training(OptimizerState):
     def _step(self, step: int, loss: torch.Tensor) -> float:
         lr = warmup_cosine(self.config.lr, step, self.config.warmup_steps, self.total_steps)
         set_learning_rate(self.optimizer, lr)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        descend(self.optimizer, loss)
         return lr
 
 

@@ -28,7 +28,7 @@ from torch import nn
 from ..data.polarity import check_budget
 from ..data.seeds import mix_seeds
 from ..spec import Context, Panel, Phase
-from .supervised import OptimizerState, parameter_groups, set_learning_rate
+from .supervised import OptimizerState, descend, parameter_groups, set_learning_rate
 
 EVALUATION_MASKING_SEED = 20181011
 """The masking of the validation sentences, fixed: every evaluation scores the same masked positions."""
@@ -113,12 +113,7 @@ class _Phase(OptimizerState):
     def _step(self, step: int, loss: torch.Tensor) -> float:
         lr = linear_warmup_decay(self.config.lr, step, self.warmup_steps, self.total_steps)
         set_learning_rate(self.optimizer, lr)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip:
-            params = [p for group in self.optimizer.param_groups for p in group["params"]]
-            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-        self.optimizer.step()
+        descend(self.optimizer, loss, self.config.grad_clip)
         return lr
 
 

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..algorithms.supervised import descend
 from ..data.images import ImageData
 from ..data.seeds import mix_seeds
 from ..measures import generative
@@ -304,10 +305,7 @@ class AdversarialTraining:
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss": (loss_d + loss_g).detach()}
 
     def _step(self, name: str, loss: torch.Tensor) -> None:
-        optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        descend(self.optimizers[name], loss)
 
     @torch.no_grad()
     def samples(self, n: int) -> torch.Tensor:
