@@ -178,8 +178,11 @@ def assert_nothing_half_written(runs: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(subcommands()))
 def test_a_subcommand_takes_bad_input_cleanly(name, places, finished, stop_before_training, run_env,
-                                              tmp_path_factory):
+                                              tmp_path_factory, monkeypatch):
     runs = tmp_path_factory.mktemp(f"runs-{name}")
+    # A generated positional may be a relative folder ("0", "[MASK]") that a tool writes to: keep it
+    # out of the checkout.
+    monkeypatch.chdir(tmp_path_factory.mktemp(f"cwd-{name}"))
     tool = name in {t.name for t in cli.tools()}
     codes: list[int] = []
 
