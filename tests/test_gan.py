@@ -4,6 +4,7 @@ test in the classifier's features, the claim's judge, and the generate tool."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib.image
 import pytest
@@ -59,6 +60,15 @@ def test_smoke_runs_of_both_variants_report_the_measures(runs):
         assert result["status"] == "complete" and result["test_n"] == 64
         assert math.isfinite(result["test_fd_classifier"]) and 0 <= result["test_precision"] <= 1
     assert set(results["gan"]["versions"]) and results["gan"]["parameters"] > 0
+
+
+def test_runs_save_a_sample_grid_at_each_evaluation(runs):
+    """A user can watch training: one grid per evaluation (evals=2 and the last step), the same z."""
+    for result in runs[1].values():
+        grids = sorted((Path(result["run_dir"]) / "samples").glob("step-*.png"))
+        assert [g.name for g in grids] == ["step-000004.png", "step-000008.png"]
+        image = matplotlib.image.imread(grids[-1])
+        assert image.shape[:2] == (8 * 29 + 1, 8 * 29 + 1)  # 64 samples, 8 by 8, 1-pixel gaps
 
 
 def test_a_short_budget_brings_the_samples_towards_the_data(run_env, tmp_path):

@@ -77,6 +77,14 @@ def tile(images: torch.Tensor, columns: int) -> np.ndarray:
     return canvas
 
 
+def save_grid(path: Path, images: torch.Tensor, columns: int) -> None:
+    """Write images (N, 1, H, W) in [-1, 1] as one grey PNG grid, atomically (never a half-written file)."""
+    import matplotlib.pyplot as plt
+
+    picture = tile(images, columns)
+    atomic_write(path, lambda tmp: plt.imsave(tmp, picture, cmap="gray", vmin=0, vmax=255, format="png"))
+
+
 def _generate(milestone: Milestone, args) -> None:
     out = _check(args)
     use_threads()
@@ -90,11 +98,8 @@ def _generate(milestone: Milestone, args) -> None:
     with torch.no_grad():
         images = generator.generate(z) if hasattr(generator, "generate") else generator(z)
     columns = STEPS if args.interpolate else math.ceil(math.sqrt(args.n))
-    import matplotlib.pyplot as plt
-
-    picture = tile(images, columns)
     try:
-        atomic_write(out, lambda tmp: plt.imsave(tmp, picture, cmap="gray", vmin=0, vmax=255, format="png"))
+        save_grid(out, images, columns)
     except OSError as e:
         raise UsageError(f"cannot write {args.out[:80]}: {e.strerror or e}") from None
     print(f"{milestone.key}: {run_dir}", file=sys.stderr, flush=True)  # which run, once all went well
