@@ -226,8 +226,6 @@ def train(procedure: Procedure, hw: Hardware, logger: Logger, run_dir: Path, sta
             with clock.paused():
                 val = _evaluate(procedure, hw, "val")
                 logger.log(step, "val", {**val, "train_seconds": seconds, "train_flops": flops.total})
-                if hw.is_main and hasattr(procedure, "snapshot"):  # e.g. the GAN's sample grid
-                    procedure.snapshot(run_dir, step)
         checkpoint_now = (step + 1) % options.checkpoint_every == 0 if options.checkpoint_every else evaluate
         if hw.is_main and (checkpoint_now or last):
             with clock.paused():

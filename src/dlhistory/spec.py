@@ -346,8 +346,9 @@ class Procedure(Budget, Protocol):
     # Optional: ``cost_key(step) -> Hashable``: steps with equal keys cost the same FLOPs, so the
     # runner counts only the first of each (counting costs time); without it, every step is counted.
     # Optional: ``provenance() -> dict[str, str]``, recorded in the result (e.g. the BLEU signature).
-    # Optional: ``snapshot(directory, step)``: save something to look at after each evaluation (the
-    # GAN's grid of samples), so a user can watch a run train.
+    # Optional: ``snapshot(directory, step)``: something to look at after each evaluation (the GAN's
+    # grid of samples), so a user can watch a run train. The loop does not call it yet: calling it
+    # changes every milestone's code version, so it lands with the next change to the loop.
 
     def update(self, step: int) -> dict[str, Any]:
         """Do step ``step``; return metrics (tensors or floats), e.g. ``{"loss": ..., "accuracy": ...}``."""
