@@ -47,7 +47,7 @@ from ..data.images import ImageData
 from ..data.seeds import mix_seeds
 from ..measures.samples import SampleQuality, SampleQualityConfig
 from ..spec import Claim, Component, Context, Metric, Milestone, Panel, Recipe, Verdict
-from ..tools.generate import GENERATE, save_grid
+from ..tools.generate import GENERATE, draw, save_grid
 from .adam import DATA
 
 # ================================================================================================
@@ -251,11 +251,12 @@ class AdversarialTraining:
 
     @torch.no_grad()
     def samples(self, n: int) -> torch.Tensor:
-        """n images from the generator in evaluation mode (batch norm's running statistics), fixed z."""
+        """n images from the generator (a VAE: its decoder's mean) in evaluation mode (batch norm's running
+        statistics), fixed z."""
         self.G.eval()
         device = next(self.G.parameters()).device
         z = noise(EVALUATION_SEED, n, self.G.latent, device)
-        return torch.cat([self.G(b) for b in z.split(500)]).cpu()
+        return torch.cat([draw(self.G, b) for b in z.split(500)]).cpu()
 
     def evaluate(self, split: str) -> dict[str, float]:
         """'val': the classifier-feature measures of eval_samples samples; 'test': the final measures
@@ -362,13 +363,6 @@ class VAETraining(AdversarialTraining):
         loss, reconstruction, kl = self.loss(logits, real, mean, log_var)
         self._step("generator", loss)
         return {"loss": loss.detach(), "reconstruction": reconstruction.detach(), "kl": kl.detach()}
-
-    @torch.no_grad()
-    def samples(self, n: int) -> torch.Tensor:
-        self.G.eval()
-        device = next(self.G.parameters()).device
-        z = noise(EVALUATION_SEED, n, self.G.latent, device)
-        return torch.cat([self.G.generate(b) for b in z.split(500)]).cpu()
 
 
 def vae_training(config: AdversarialTrainingConfig, networks, loss, data, ctx: Context) -> VAETraining:

@@ -77,6 +77,11 @@ def tile(images: torch.Tensor, columns: int) -> np.ndarray:
     return canvas
 
 
+def draw(generator: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] for noise z: a GAN's generator, or a VAE's decoder mean (its ``generate``)."""
+    return generator.generate(z) if hasattr(generator, "generate") else generator(z)
+
+
 def save_grid(path: Path, images: torch.Tensor, columns: int) -> None:
     """Write images (N, 1, H, W) in [-1, 1] as one grey PNG grid, atomically (never a half-written file)."""
     import matplotlib.pyplot as plt
@@ -96,7 +101,7 @@ def _generate(milestone: Milestone, args) -> None:
     generator.eval()
     z = latents(args.n, generator.latent, args.seed, args.interpolate)
     with torch.no_grad():
-        images = generator.generate(z) if hasattr(generator, "generate") else generator(z)
+        images = draw(generator, z)
     columns = STEPS if args.interpolate else math.ceil(math.sqrt(args.n))
     try:
         save_grid(out, images, columns)
