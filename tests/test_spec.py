@@ -388,3 +388,28 @@ def test_full_preset_models_build_and_run_forward(milestone):
         elif isinstance(model, torch.nn.Module):
             with torch.no_grad():
                 assert model.eval()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_a_point_with_fewer_seeds_runs_only_the_first_of_them(monkeypatch):
+    """A scaling law's sizes run one seed each while the claim's own points run all of them."""
+    from dlhistory import comparison
+
+    milestone = catalogue.get("resnet")
+    two_points = dataclasses.replace(milestone, claim=dataclasses.replace(
+        milestone.claim, points=lambda m, preset: [Point("residual"), Point("plain", "one", seeds=1)]))
+    asked = []
+
+    def execute(milestone, runs, workers, **_):
+        asked.extend((o.variant, o.seed) for o in runs)
+        return [(i, {"test_accuracy": 0.5}) for i in range(len(runs))]
+
+    monkeypatch.setattr(comparison, "execute", execute)
+    monkeypatch.setattr(comparison, "save", lambda c, out: {})
+    c = comparison.compare(two_points, "smoke", 3, first_seed=5, log=lambda _: None)
+    assert asked == [("residual", 5), ("residual", 6), ("residual", 7), ("plain", 5)]
+    assert [len(runs) for runs in c.results.values()] == [3, 1]
+
+
+def test_a_point_needs_at_least_one_seed():
+    with pytest.raises(ValueError, match="seeds"):
+        Point("residual", seeds=0)

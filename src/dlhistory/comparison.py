@@ -177,7 +177,8 @@ def compare(milestone: Milestone, preset: str = "cpu", seeds: int | None = None,
     seeds = seeds or milestone.claim.seeds
     comparison = Comparison(milestone, preset, list(range(first_seed, first_seed + seeds)),
                             overrides=tuple(overrides))
-    cells = [(point, seed) for point in milestone.points(preset) for seed in comparison.seeds]
+    cells = [(point, seed) for point in milestone.points(preset)
+             for seed in comparison.seeds[:point.seeds or len(comparison.seeds)]]
     runs = [RunOptions(preset=preset, variant=point.variant, seed=seed,
                        overrides=(*overrides, *point.overrides),
                        label=point.label.replace("=", "").replace(" ", ""), **options)

@@ -90,6 +90,13 @@ class Point:
     variant: str
     label: str = ""
     overrides: tuple[str, ...] = ()
+    seeds: int | None = None
+    """At most this many of the comparison's seeds (None: all of them). A scaling law's sizes are one
+    run each, as in Kaplan et al.: the fit's spread comes from the sizes, not from repeated seeds."""
+
+    def __post_init__(self) -> None:
+        if self.seeds is not None and self.seeds < 1:
+            raise ValueError(f"seeds {self.seeds}: a point needs at least one (None: all of them)")
 
     @property
     def name(self) -> str:

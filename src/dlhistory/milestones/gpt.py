@@ -333,14 +333,15 @@ def _small(preset: str) -> dict[str, Component]:
 
 def points(milestone: Milestone, preset: str) -> list[Point]:
     """The main model and the n-gram over the claim's seeds; the family's sizes (the smallest being
-    the 'small' baseline) for the scaling fit."""
-    family = [Point("small", "xs")]
+    the 'small' baseline) for the scaling fit, one seed each (as Kaplan et al. fit one run a size)."""
+    family = [Point("small", "xs", seeds=1)]
     for name in list(FAMILY[preset])[1:]:
         config, tokens = size_budget(preset, name)
         family.append(Point(milestone.variant, name, (f"model.layers={config.layers}",
                                                       f"model.heads={config.heads}",
                                                       f"model.d_model={config.d_model}",
-                                                      "model.dropout=0.0", f"algorithm.tokens={tokens}")))
+                                                      "model.dropout=0.0", f"algorithm.tokens={tokens}"),
+                            seeds=1))
     return [Point(milestone.variant), Point("ngram"), *family]
 
 
