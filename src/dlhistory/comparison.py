@@ -178,7 +178,7 @@ def compare(milestone: Milestone, preset: str = "cpu", seeds: int | None = None,
     comparison = Comparison(milestone, preset, list(range(first_seed, first_seed + seeds)),
                             overrides=tuple(overrides))
     cells = [(point, seed) for point in milestone.points(preset)
-             for seed in comparison.seeds[:point.seeds or len(comparison.seeds)]]
+             for seed in comparison.seeds[:point.seeds]]  # None: every seed
     runs = [RunOptions(preset=preset, variant=point.variant, seed=seed,
                        overrides=(*overrides, *point.overrides),
                        label=point.label.replace("=", "").replace(" ", ""), **options)

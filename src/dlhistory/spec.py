@@ -91,8 +91,7 @@ class Point:
     label: str = ""
     overrides: tuple[str, ...] = ()
     seeds: int | None = None
-    """At most this many of the comparison's seeds (None: all of them). A scaling law's sizes are one
-    run each, as in Kaplan et al.: the fit's spread comes from the sizes, not from repeated seeds."""
+    """The first this many of the comparison's seeds (None: all), e.g. one run a scaling-law size."""
 
     def __post_init__(self) -> None:
         if self.seeds is not None and self.seeds < 1:
@@ -353,9 +352,8 @@ class Procedure(Budget, Protocol):
     # Optional: ``cost_key(step) -> Hashable``: steps with equal keys cost the same FLOPs, so the
     # runner counts only the first of each (counting costs time); without it, every step is counted.
     # Optional: ``provenance() -> dict[str, str]``, recorded in the result (e.g. the BLEU signature).
-    # Optional: ``snapshot(directory, step)``: something to look at after each evaluation (the GAN's
-    # grid of samples), so a user can watch a run train. The loop does not call it yet: calling it
-    # changes every milestone's code version, so it lands with the next change to the loop.
+    # Optional: ``snapshot(directory, step)``: a picture after each evaluation (the GAN's samples). Not
+    # called yet: that changes every milestone's code version, so it lands with the loop's next change.
 
     def update(self, step: int) -> dict[str, Any]:
         """Do step ``step``; return metrics (tensors or floats), e.g. ``{"loss": ..., "accuracy": ...}``."""
