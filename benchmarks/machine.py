@@ -6,21 +6,11 @@ actually reaches (bf16 and fp32), measured here, so that a ratio from another ma
 
 from __future__ import annotations
 
-import platform
 import time
 
 import torch
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from dlhistory.records import cpu_model
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = 1024, seconds: float = 1.0) -> float:

@@ -15,6 +15,7 @@ import sys
 from .config import shorten
 from .errors import UsageError
 from .records import writable_folder
+from .report.i18n import LANGUAGES
 
 EPILOG = """examples:
   dlhistory list
@@ -187,13 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     _run_args(p)
     p.set_defaults(handler=cmd_sweep, rest="items")
 
-    p = sub.add_parser("review", help="compare every milestone of the timeline and write a summary",
-                       description="Compare every milestone with its baselines. Runs already made by this "
+    p = sub.add_parser("review", help="compare every milestone of the timeline and write its page",
+                       description="Compare every milestone with its baselines and write the review as "
+                                   "one page (index.html, rewritten after each milestone) beside "
+                                   "summary.md and summary.json. Runs already made by this "
                                    "code with the same configs and seeds are reused, so an interrupted "
                                    "review continues where it stopped; --force runs them again.")
     _preset_arg(p)
     p.add_argument("--seeds", type=int, help="seeds per variant (default: each claim's, 3 for most)")
     p.add_argument("--only", nargs="+", metavar="MILESTONE", help="review only these milestones")
+    p.add_argument("--lang", default="en", choices=LANGUAGES,
+                   help="the page's language: en, or ko (the lecture's Korean) (default en)")
     _workers_arg(p)
     _force_arg(p)
     _run_args(p)
@@ -267,7 +272,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 def _run_options(args: argparse.Namespace) -> dict:
     return {"device": args.device, "precision": args.precision, "runs_dir": args.runs_dir,
             "data_dir": args.data_dir, "evals": args.evals, "deterministic": args.deterministic,
-            "progress": args.progress}
+            "progress": args.progress and sys.stderr.isatty()}  # a bar in a log file is debris
 
 
 # --------------------------------------------------------------------------------------------------
@@ -327,7 +332,7 @@ def cmd_review(args: argparse.Namespace) -> None:
     from .report.tables import review_text
 
     result = dlhistory.review(args.preset, args.seeds, only=args.only, log=_log, workers=args.workers,
-                              reuse=not args.force, **_run_options(args))
+                              reuse=not args.force, lang=args.lang, **_run_options(args))
     print()
     print(review_text(result))
 

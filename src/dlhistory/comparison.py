@@ -237,10 +237,13 @@ class Review:
     entries: list[ReviewEntry]
     seconds: float = 0.0
     paths: dict[str, Path] = field(default_factory=dict)
+    lang: str = "en"
+    """The page's language (``en`` or ``ko``)."""
 
     @property
     def command(self) -> str:
-        return f"dlhistory review --preset {self.preset}" + (f" --seeds {self.seeds}" if self.seeds else "")
+        return (f"dlhistory review --preset {self.preset}" + (f" --seeds {self.seeds}" if self.seeds else "")
+                + (f" --lang {self.lang}" if self.lang != "en" else ""))
 
     def to_json(self) -> dict[str, Any]:
         return {"preset": self.preset, "seeds": self.seeds, "seconds": round(self.seconds, 1),
@@ -252,31 +255,42 @@ class Review:
 
 
 def review(milestones: tuple[Milestone, ...], preset: str = "cpu", seeds: int | None = None, log=print,
-           out_dir: str | Path | None = None, **options: Any) -> Review:
-    """Compare every milestone of the timeline and write the review's summaries (into ``out_dir``;
-    default ``runs/review/<preset>-<time>``). Unavailable data skips an entry, never the review."""
+           out_dir: str | Path | None = None, lang: str = "en", **options: Any) -> Review:
+    """Compare every milestone of the timeline and write the review's summaries and its page (into
+    ``out_dir``; default ``runs/review/<preset>-<time>``), rewritten after each milestone so that a long
+    review shows its results as they come. Unavailable data skips an entry, never the review."""
     start = time.perf_counter()
     runs_dir = options.get("runs_dir", "runs")
     out = Path(out_dir) if out_dir else Path(runs_dir) / "review" / _stamp(preset)
-    entries = []
-    for m in milestones:
+    result = Review(preset, seeds, [], lang=lang)
+    _save_review(result, out, pending=milestones)  # the page exists from the start: every entry pending
+    for i, m in enumerate(milestones):
         try:
-            entries.append(ReviewEntry(m, compare(m, preset, seeds, log=log, out_dir=out / m.key, **options)))
+            result.entries.append(ReviewEntry(m, compare(m, preset, seeds, log=log, out_dir=out / m.key,
+                                                         **options)))
         except DataError as e:
-            log(f"[{m.key}] skipped: {e}")
-            entries.append(ReviewEntry(m, skipped=str(e)))
-    result = Review(preset, seeds, entries, time.perf_counter() - start)
-    _save_review(result, out)
+            log(f"[{m.key}] skipped: {_short(e)}")
+            result.entries.append(ReviewEntry(m, skipped=str(e)))
+        result.seconds = time.perf_counter() - start
+        _save_review(result, out, pending=milestones[i + 1:])
     return result
 
 
-def _save_review(result: Review, out: Path) -> None:
-    from .report import tables
+def _short(error: Exception) -> str:
+    from .report.page import short_reason
+
+    what, fix = short_reason(str(error))
+    return f"{what}; fix: {fix}"
+
+
+def _save_review(result: Review, out: Path, pending: tuple[Milestone, ...] = ()) -> None:
+    from .report import page, tables
 
     out.mkdir(parents=True, exist_ok=True)
-    result.paths = {"md": out / "summary.md", "json": out / "summary.json"}
+    result.paths = {"md": out / "summary.md", "json": out / "summary.json", "html": out / "index.html"}
     atomic_write_text(result.paths["md"], tables.review_markdown(result))
     write_json(result.paths["json"], result.to_json())
+    page.write_page(result, out, result.lang, pending)
 
 
 def _stamp(preset: str) -> str:

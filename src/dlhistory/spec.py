@@ -398,3 +398,6 @@ class Tool:
     help: str
     arguments: Callable[[Any], None] = field(repr=False)
     main: Callable[[Milestone, Any], None] = field(repr=False)
+    sample: Callable[[Milestone, Path, Path], Path | str] | None = field(default=None, repr=False)
+    """``sample(milestone, run_dir, out_dir)``: what the review page shows of a finished run, a picture
+    written into ``out_dir`` or a few lines of text (a translation, generated text)."""

@@ -55,13 +55,17 @@ def comparison_text(comparison) -> str:
     return "\n".join(parts)
 
 
-def review_rows(review) -> list[list[str]]:
-    """One row per milestone: year, title, changes, the claim metric per variant, verdict, why."""
+def review_rows(review, short: bool = False) -> list[list[str]]:
+    """One row per milestone: year, title, changes, the claim metric per variant, verdict, why (with
+    ``short``, the why in one short line: the long fix is on the page and in summary.md)."""
+    from .page import short_reason
+
     rows = []
     for e in review.entries:
         m, v = e.milestone, e.verdict
         if e.comparison is None:
-            rows.append([str(m.year), m.title, ", ".join(m.changes), "-", v.outcome, v.reason])
+            reason = short_reason(v.reason)[0] if short else v.reason
+            rows.append([str(m.year), m.title, ", ".join(m.changes), "-", v.outcome, reason])
             continue
         c = e.comparison
         column = next(col for col in c.columns() if col.key == m.claim.metric)
@@ -70,8 +74,23 @@ def review_rows(review) -> list[list[str]]:
         else:
             values = "; ".join(f"{p}: {column.format(*c.summary(column.key, p), len(runs))}"
                                for p, runs in c.results.items())
-        rows.append([str(m.year), m.title, ", ".join(m.changes), values, v.outcome, v.reason])
+        if short:
+            values, reason = _first_clause(values), _first_clause(_deciding(v.reason))
+        else:
+            reason = v.reason
+        rows.append([str(m.year), m.title, ", ".join(m.changes), values, v.outcome, reason])
     return rows
+
+
+def _deciding(reason: str) -> str:
+    """The clause that decided a verdict first: the first one that says NO, else the whole reason."""
+    return next((c for c in reason.split("; ") if c.endswith(" NO") or " NO " in c), reason)
+
+
+def _first_clause(reason: str, limit: int = 70) -> str:
+    """A verdict's reason cut for the terminal: its first clause, at most ``limit`` characters."""
+    first = reason.split("; ")[0]
+    return first if len(first) <= limit else first[:limit - 1] + "…"
 
 
 MAX_REVIEW_POINTS = 8
@@ -92,7 +111,8 @@ def review_text(review) -> str:
     seeds = review.seeds or "each claim's"
     minutes = review.seconds / 60
     return "\n".join([f"dlhistory review ({review.preset} preset, {seeds} seeds, {minutes:.1f} min)",
-                      format_table(REVIEW_HEADERS, review_rows(review)),
+                      format_table(REVIEW_HEADERS, review_rows(review, short=True)),
+                      f"page: {review.paths.get('html')}",
                       f"summary: {review.paths.get('md')} and {review.paths.get('json')}"])
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -223,7 +224,21 @@ def _export(milestone: Milestone, args) -> None:
     print(f"wrote {path} (transformers.BertForMaskedLM.from_pretrained reads it)")
 
 
-CLASSIFY = Tool("classify", "label sentences with a finished bert run", _classify_arguments, _classify)
+EXAMPLES = ("an utterly charming and hilarious film", "a tedious, predictable mess",
+            "the acting is fine but the story goes nowhere")
+"""Sentences the review page classifies (written for it; none is in the data)."""
+
+
+def review_sample(milestone: Milestone, run_dir: Path, out_dir: Path) -> str:
+    """The review page's sample: the run's labels, with their probabilities, for :data:`EXAMPLES`."""
+    args = SimpleNamespace(runs_dir=str(run_dir.parent.parent.parent), checkpoint=str(run_dir), variant=None)
+    loaded = load(milestone, args, "classify", ("encoder", "classifier"), pretrained=False)
+    return "\n".join(f"{label} ({p:.0%}): {sentence}"
+                     for sentence, (label, p) in zip(EXAMPLES, classify(loaded, list(EXAMPLES)), strict=True))
+
+
+CLASSIFY = Tool("classify", "label sentences with a finished bert run", _classify_arguments, _classify,
+                review_sample)
 UNMASK = Tool("unmask", "fill in [MASK] with a finished bert run's pre-trained model", _unmask_arguments,
               _unmask)
 EXPORT = Tool("export", "write a finished bert run's pre-trained model as a Hugging Face BERT folder",

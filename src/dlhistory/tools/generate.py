@@ -90,15 +90,31 @@ def save_grid(path: Path, images: torch.Tensor, columns: int) -> None:
     atomic_write(path, lambda tmp: plt.imsave(tmp, picture, cmap="gray", vmin=0, vmax=255, format="png"))
 
 
+def load_generator(milestone: Milestone, run_dir: Path, weights: Path) -> torch.nn.Module:
+    """The generator (or the VAE's decoder) of a finished run, in evaluation mode."""
+    _, recipe = run_recipe(milestone, run_dir, "generate")
+    generator = recipe.model(Shape())["generator"]
+    load_weights(generator, weights, "generator", run_dir)
+    return generator.eval()
+
+
+def review_sample(milestone: Milestone, run_dir: Path, out_dir: Path) -> Path:
+    """The review page's sample: 36 images of the run's generator (noise seed 0), as a grid."""
+    generator = load_generator(milestone, run_dir, run_dir / "generator.safetensors")
+    with torch.no_grad():
+        images = draw(generator, latents(36, generator.latent, 0, False))
+    out = out_dir / "samples.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(out, images, 6)
+    return out
+
+
 def _generate(milestone: Milestone, args) -> None:
     out = _check(args)
     use_threads()
     variant = variant_of(milestone, args.variant)
     run_dir, weights = finished_run(args.runs_dir, milestone, variant, args.checkpoint, "generator")
-    _, recipe = run_recipe(milestone, run_dir, "generate")
-    generator = recipe.model(Shape())["generator"]
-    load_weights(generator, weights, "generator", run_dir)
-    generator.eval()
+    generator = load_generator(milestone, run_dir, weights)
     z = latents(args.n, generator.latent, args.seed, args.interpolate)
     with torch.no_grad():
         images = draw(generator, z)
@@ -111,4 +127,5 @@ def _generate(milestone: Milestone, args) -> None:
     print(f"wrote {out} ({len(images)} images)")
 
 
-GENERATE = Tool("generate", "draw samples of a finished gan run as a picture", _arguments, _generate)
+GENERATE = Tool("generate", "draw samples of a finished gan run as a picture", _arguments, _generate,
+                review_sample)

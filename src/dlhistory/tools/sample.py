@@ -112,4 +112,14 @@ def _sample(milestone: Milestone, args) -> None:
     sys.stdout.write(vocabulary.decode(pending) + "\n")
 
 
-SAMPLE = Tool("sample", "write text with a finished gpt run (or a local GPT-2)", _arguments, _sample)
+def review_sample(milestone: Milestone, run_dir: Path, out_dir: Path, tokens: int = 300) -> str:
+    """The review page's sample: ``tokens`` tokens after a new line (temperature 0.8, top-k 40, seed 0),
+    as ``dlhistory sample`` writes them by default."""
+    model, vocabulary = load_run(milestone, run_dir, run_dir / "model.safetensors")
+    generator = torch.Generator().manual_seed(0)
+    made = list(model.generate(torch.tensor([vocabulary.encode("\n")]), tokens, 0.8, 40, generator))
+    return vocabulary.decode(made).strip("\n")
+
+
+SAMPLE = Tool("sample", "write text with a finished gpt run (or a local GPT-2)", _arguments, _sample,
+              review_sample)

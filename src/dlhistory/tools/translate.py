@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .. import records
 from ..algorithms.decoding import Hypotheses, beam_search
 from ..data.translation import EOS, PAD, decode, encode, load_tokenizer
 from ..errors import UsageError
@@ -144,5 +145,19 @@ def _translate(milestone: Milestone, args) -> None:
         print(f"attention map: {args.attention_map}", file=sys.stderr)
 
 
+def review_sample(milestone: Milestone, run_dir: Path, out_dir: Path, n: int = 3) -> str:
+    """The review page's sample: the first ``n`` test sentences, the run's beam-5 translations and the
+    references."""
+    from ..data.multi30k import load_sentences
+
+    translator = Translator(milestone, run_dir)
+    data = records.run_config_of(run_dir)["components"]["data"]["config"]
+    sources = load_sentences("test", data["source"])[:n]
+    references = load_sentences("test", data["target"])[:n]
+    outputs = translator.translate(sources).sentences
+    return "\n\n".join(f"{data['source']}: {s}\nours: {o}\nreference: {r}"
+                       for s, o, r in zip(sources, outputs, references, strict=True))
+
+
 TRANSLATE = Tool("translate", "translate sentences with a finished seq2seq or transformer run",
-                 _translate_arguments, _translate)
+                 _translate_arguments, _translate, review_sample)
