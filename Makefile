@@ -3,15 +3,18 @@ PRESET ?= cpu
 SEEDS ?=
 BIN := .venv/bin
 
-.PHONY: install review test test-slow bench lint clean
+.PHONY: install browser review test test-slow bench lint clean
 
 install:
 	bash scripts/install.sh
 
+browser:  # headless Chromium for the review page's browser test (where apt-get is available)
+	bash scripts/install-browser.sh
+
 review: install
 	$(BIN)/dlhistory review --preset $(PRESET) $(if $(SEEDS),--seeds $(SEEDS))
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
 test-slow: install

@@ -359,6 +359,9 @@ def test_review_writes_a_summary_of_every_milestone(capsys, run_env, tiny_catalo
         assert (folder / m.key / "summary.md").is_file()
     assert all(e["outcome"] == "not judged" for e in summary["milestones"])
     assert "skipped" not in out
+    page = (folder / "index.html").read_text()
+    assert re.findall(r'<section class="milestone" id="(\w+)"', page) == [m.key for m in tiny_catalogue]
+    assert "pending" not in page and f"page: {folder / 'index.html'}" in out
     # A second review right after the first runs nothing new.
     code, out, err = run_cli(capsys, "review", "--preset", "smoke", "--seeds", "1", "--workers", "1",
                              "--runs-dir", str(tmp_path), *FAST)
@@ -401,6 +404,9 @@ def test_review_skips_milestones_whose_data_is_missing(capsys, no_fashion_mnist,
         verdict = "not judged" if m.key in acting else "skipped"
         assert re.search(rf"^{m.year}\s+{re.escape(m.title)}\s.*\s({verdict})\s+\S", out, re.MULTILINE), out
     assert {p.parts[-4] for p in runs.rglob("result.json")} == acting
+    page = next((runs / "review").glob("*/index.html")).read_text()
+    assert page.count('<p class="fix">') == len(catalogue.CATALOGUE) - len(acting)
+    assert "curl -fL --create-dirs" in page  # the command that fetches the missing file
 
 
 @pytest.mark.parametrize(("argv", "said"), [
