@@ -3,9 +3,9 @@ project's own measurements.
 
 The page is one self-contained file: figures are PNG data URIs, the seed dots are inline SVG, nothing
 is fetched, and it needs no JavaScript. It prints (``@media print``) and follows the reader's dark mode
-(``prefers-color-scheme``). It opens with the lecture's lens (the four key components, and the loss
-as a proxy shown with the runs' own numbers: :mod:`.proxy`), then a strip of the ten verdicts, then one
-section per milestone in timeline order. The review rewrites it after every milestone, so a reader
+(``prefers-color-scheme``). A strip of the verdicts comes first, then the lecture's lens (the four key
+components, and the loss as a proxy shown with the runs' own numbers: :mod:`.proxy`), then one section
+per milestone in timeline order. The review rewrites it after every milestone, so a reader
 watching a long review sees results as they come.
 """
 
@@ -18,6 +18,7 @@ import platform
 import re
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 from ..records import atomic_write_text, cpu_model
@@ -78,15 +79,13 @@ def _header(review, entries, words) -> str:
         cells.append(f'<a class="cell {_css(outcome)}" href="#{m.key}"><span class="year">{m.year}</span>'
                      f'<span class="name">{_e(m.title)}</span>'
                      f'<span class="badge {_css(outcome)}">{_e(words.get(outcome, outcome))}</span></a>')
-    counts = {}
-    for e in entries:
-        counts[_outcome(e)[0]] = counts.get(_outcome(e)[0], 0) + 1
+    counts = Counter(_outcome(e)[0] for e in entries)
     tally = " · ".join(f"{n} {_e(words.get(o, o))}" for o, n in counts.items())
     compute = sum(_run_seconds(e.comparison) for e in entries if e.comparison is not None)
     return (f"<header>\n<h1>{_e(words['title'])}</h1>\n<p class=\"sub\">{_e(words['subtitle'])}: "
             f"<code>{_e(review.command)}</code></p>\n"
             f"<h2 id=\"summary\">{_e(words['summary'])}</h2>\n<nav class=\"strip\">{''.join(cells)}</nav>\n"
-            f"<p class=\"tally\">{len(entries)} milestones: {tally}. {_e(words['compute'])} "
+            f"<p class=\"tally\">{len(entries)} {_e(words['milestones'])}: {tally}. {_e(words['compute'])} "
             f"{_duration(compute)}; {_e(words['review_wall'])} {_duration(review.seconds)}.</p>\n"
             f"</header>")
 
@@ -119,7 +118,7 @@ def _section(entry, review, out_dir: Path, words, lang: str) -> str:
              _claim(m, c, review.preset, outcome, reason, words)]
     if c is not None:
         parts += [_results(c, words), _figures(c, words), _sample(c, out_dir, words),
-                  _cost(c, words), _provenance(c, review, words)]
+                  _cost(c, words), _provenance(c, words)]
     elif outcome == "skipped":
         short, fix = short_reason(reason)
         parts.append(f"<p class=\"fix\"><b>{_e(words['fix'])}:</b> {_e(short)}<br><code>{_e(fix)}</code></p>")
@@ -275,7 +274,7 @@ def _cost(c, words) -> str:
             f"({len(runs)} runs); {_e(words['flops'])}: {flops:.3g}; {_e(words['flops_per_s'])}: {rate}</p>")
 
 
-def _provenance(c, review, words) -> str:
+def _provenance(c, words) -> str:
     runs = [r for rs in c.results.values() for r in rs if r.get("run_dir")]
 
     def values(get) -> str:
