@@ -174,3 +174,19 @@ def test_the_page_in_a_real_browser(written: Path):
     assert not errors, errors
     assert all(u.startswith(("file:", "data:")) for u in requests), requests
     assert dark == "(prefers-color-scheme: dark)"
+
+
+def test_utilisation_is_measured_against_this_machines_peak(tmp_path: Path, monkeypatch):
+    from dlhistory.records import cpu_model
+    from dlhistory.report import machine
+
+    monkeypatch.setenv("DLHISTORY_CACHE", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(machine, "matmul_gflops", lambda dtype: calls.append(dtype) or 100.0)
+    here = {"flops_per_s": 25e9, "precision": "fp32", "threads": 1, "versions": {"cpu": cpu_model()}}
+    assert machine.utilisation(here) == pytest.approx(0.25)
+    assert machine.utilisation({**here, "flops_per_s": 50e9}) == pytest.approx(0.5)
+    assert len(calls) == 1  # measured once, then read from the cache
+    assert json.loads((tmp_path / "machine.json").read_text())
+    assert machine.utilisation({**here, "versions": {"cpu": "another CPU"}}) is None
+    assert machine.utilisation({**here, "flops_per_s": None}) is None

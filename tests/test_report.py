@@ -380,4 +380,4 @@ def test_review_rows_report_skipped_and_judged_milestones():
     assert all(len(r) == len(REVIEW_HEADERS) for r in rows)
     assert rows[0][:2] == ["2012", "AlexNet"] and rows[0][4] == "not judged"
     assert "cnn: 91.00 ± 1.41%" in rows[0][3]
-    assert rows[1] == ["2015", "ResNet", "model", "-", "skipped", "fashion-mnist not found"]
+    assert rows[1] == ["2015", "ResNet", "model", "-", "skipped", "fashion-mnist not found", "-", "-"]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..records import atomic_write_text, cpu_model
 from ..spec import KINDS
-from . import i18n, proxy
+from . import i18n, proxy, tables
 
 MAX_DOTS_POINTS = 8
 """A comparison with more points (a grid) shows its table, not one row of dots per point."""
@@ -86,7 +86,7 @@ def _header(review, entries, words) -> str:
             f"<code>{_e(review.command)}</code></p>\n"
             f"<h2 id=\"summary\">{_e(words['summary'])}</h2>\n<nav class=\"strip\">{''.join(cells)}</nav>\n"
             f"<p class=\"tally\">{len(entries)} {_e(words['milestones'])}: {tally}. {_e(words['compute'])} "
-            f"{_duration(compute)}; {_e(words['review_wall'])} {_duration(review.seconds)}.</p>\n"
+            f"{tables.duration(compute)}; {_e(words['review_wall'])} {tables.duration(review.seconds)}.</p>\n"
             f"</header>")
 
 
@@ -270,8 +270,10 @@ def _cost(c, words) -> str:
     flops = sum(r.get("train_flops") or 0 for r in runs)
     rates = [r["flops_per_s"] for r in runs if r.get("flops_per_s")]
     rate = f"{statistics.mean(rates):.3g}" if rates else "-"
-    return (f"<h3>{_e(words['cost'])}</h3><p>{_e(words['wall'])}: {_duration(_run_seconds(c))} "
-            f"({len(runs)} runs); {_e(words['flops'])}: {flops:.3g}; {_e(words['flops_per_s'])}: {rate}</p>")
+    seconds, mfu = tables.cost(c)
+    return (f"<h3>{_e(words['cost'])}</h3><p>{_e(words['wall'])}: {seconds} ({len(runs)} runs); "
+            f"{_e(words['flops'])}: {flops:.3g}; {_e(words['flops_per_s'])}: {rate} "
+            f"({_e(words['mfu'])} {mfu})</p>")
 
 
 def _provenance(c, words) -> str:
@@ -326,14 +328,6 @@ def _commit(commit: str) -> str:
 
 def _run_seconds(c) -> float:
     return sum(r.get("wall_seconds") or 0 for rs in c.results.values() for r in rs if r.get("run_dir"))
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _finite(value) -> bool:

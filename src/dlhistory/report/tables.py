@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 
 
@@ -65,7 +66,7 @@ def review_rows(review, short: bool = False) -> list[list[str]]:
         m, v = e.milestone, e.verdict
         if e.comparison is None:
             reason = short_reason(v.reason)[0] if short else v.reason
-            rows.append([str(m.year), m.title, ", ".join(m.changes), "-", v.outcome, reason])
+            rows.append([str(m.year), m.title, ", ".join(m.changes), "-", v.outcome, reason, "-", "-"])
             continue
         c = e.comparison
         column = next(col for col in c.columns() if col.key == m.claim.metric)
@@ -78,8 +79,26 @@ def review_rows(review, short: bool = False) -> list[list[str]]:
             values, reason = _first_clause(values), _first_clause(_deciding(v.reason))
         else:
             reason = v.reason
-        rows.append([str(m.year), m.title, ", ".join(m.changes), values, v.outcome, reason])
+        rows.append([str(m.year), m.title, ", ".join(m.changes), values, v.outcome, reason, *cost(c)])
     return rows
+
+
+def cost(comparison) -> tuple[str, str]:
+    """(the wall time of the comparison's runs, their mean utilisation of this machine's matmul peak)."""
+    from .machine import utilisation
+
+    runs = [r for rs in comparison.results.values() for r in rs if r.get("run_dir")]
+    seconds = sum(r.get("wall_seconds") or 0 for r in runs)
+    shares = [u for u in map(utilisation, runs) if u is not None]
+    return duration(seconds), f"{statistics.mean(shares):.0%}" if shares else "-"
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _deciding(reason: str) -> str:
@@ -94,7 +113,8 @@ def _first_clause(reason: str, limit: int = 70) -> str:
 
 
 MAX_REVIEW_POINTS = 8
-REVIEW_HEADERS = ["year", "milestone", "changed", "claim metric (mean ± std over seeds)", "claim", "why"]
+REVIEW_HEADERS = ["year", "milestone", "changed", "claim metric (mean ± std over seeds)", "claim", "why",
+                  "time (runs)", "MFU"]
 
 
 def review_markdown(review) -> str:
