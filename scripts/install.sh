@@ -33,3 +33,11 @@ if [ ! -f "$fashion" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0
       || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1; }; } \
     || echo "note: could not install dataset-fashion-mnist; Fashion-MNIST will be downloaded on first use"
 fi
+
+# tcmalloc: the command line preloads it (dlhistory/allocator.py); Debian ships it as libtcmalloc-minimal4.
+if ! ls /usr/lib/*/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4 >/dev/null 2>&1 \
+   && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    { apt-get install -y -qq libtcmalloc-minimal4 >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libtcmalloc-minimal4 >/dev/null 2>&1; }; } \
+    || echo "note: could not install libtcmalloc-minimal4; glibc's malloc is used"
+fi

@@ -447,3 +447,35 @@ def test_the_full_preset_on_a_cpu_says_what_it_costs_before_it_starts(capsys, tm
     monkeypatch.setattr(dlhistory, "run", lambda *a, **k: {"rank": 1})  # stop before any training
     code, _, err = run_cli(capsys, "run", "alexnet", "--preset", "full", "--runs-dir", str(tmp_path))
     assert code == 0 and "meant for a GPU" in err and "many hours" in err
+
+
+def test_the_program_preloads_tcmalloc_once_and_can_be_told_not_to(monkeypatch):
+    from dlhistory import allocator
+
+    monkeypatch.setattr(allocator, "find", lambda: "/lib/libtcmalloc_minimal.so.4")
+    monkeypatch.setattr(sys, "platform", "linux")
+    calls = []
+    monkeypatch.setattr(os, "execve", lambda path, argv, env: calls.append((argv, env)))
+    for name in ("LD_PRELOAD", allocator.MARK, "DLHISTORY_ALLOCATOR"):
+        monkeypatch.delenv(name, raising=False)
+    allocator.preload(["list"])
+    ((argv, env),) = calls
+    assert argv[1:] == ["-m", "dlhistory", "list"]
+    assert env["LD_PRELOAD"] == "/lib/libtcmalloc_minimal.so.4" and env[allocator.MARK]
+    for name, value in ((allocator.MARK, "1"), ("DLHISTORY_ALLOCATOR", "system"),
+                        ("LD_PRELOAD", "/x/libjemalloc.so.2")):
+        with monkeypatch.context() as m:
+            m.setenv(name, value)
+            allocator.preload(["list"])  # already preloaded, or asked not to: no re-execution
+    assert len(calls) == 1
+
+
+def test_the_program_runs_with_tcmalloc_preloaded():
+    from dlhistory.allocator import find
+
+    if find() is None:
+        pytest.skip("no tcmalloc here: apt-get install libtcmalloc-minimal4 (the install script does)")
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "DLHISTORY_PRELOADED")}
+    done = subprocess.run([sys.executable, "-m", "dlhistory", "list"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0 and "2012" in done.stdout and not done.stderr, done.stderr

@@ -41,7 +41,13 @@ SEEDS = 2**31
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, check, run, print; a fixable error is one line on stderr and exit code 2."""
+    """Parse, check, run, print; a fixable error is one line on stderr and exit code 2. As a program
+    (``argv`` None), it first re-executes itself with tcmalloc preloaded where that exists
+    (:mod:`dlhistory.allocator`)."""
+    if argv is None:
+        from .allocator import preload
+
+        preload(sys.argv[1:])
     # SIGTERM (a scheduler's or `kill`'s) stops a run as Ctrl-C does, with its message and exit code.
     previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     command = None
