@@ -99,7 +99,7 @@ def test_the_page_is_self_contained(written: Path):
 
 def test_the_page_shows_the_loss_as_a_proxy_from_the_runs(written: Path):
     lens = written.read_text().split('id="lens"')[1].split("</section>")[0]
-    assert "rising loss, improving accuracy" in lens
+    assert "Rising loss, improving accuracy" in lens
     assert "rose to 0.600" in lens and "85.00% to 88.00%" in lens
 
 
@@ -125,6 +125,10 @@ def test_korean_renders_the_labels_and_the_lectures_sentences(tmp_path: Path):
         assert i18n.LECTURE_KO[m.key] in text
     assert set(i18n.LECTURE_KO) == {m.key for m in catalogue.CATALOGUE}
     assert set(i18n.LABELS["ko"]) == set(i18n.LABELS["en"])
+    assert i18n.LENSES["ko"]["rising_loss"][0] in text  # the runs' lens, in Korean too
+    for kind, (_, sentence) in i18n.LENSES["en"].items():  # both languages fill the same numbers
+        korean = i18n.LENSES["ko"][kind][1]
+        assert set(re.findall(r"{(\w+)}", sentence)) == set(re.findall(r"{(\w+)}", korean))
 
 
 def test_the_review_rewrites_the_page_after_every_milestone(tmp_path: Path, monkeypatch):

@@ -109,6 +109,35 @@ LABELS: dict[str, dict[str, str]] = {
     },
 }
 
+LENSES: dict[str, dict[str, tuple[str, str]]] = {
+    # kind -> (title, sentence); the sentence is filled with the numbers a lens found in the runs.
+    "en": {
+        "equal_loss": ("Equal loss, unequal goal",
+                       "{milestone}: {a} at step {step_a} and {b} at step {step_b} had validation {loss} "
+                       "{loss_a} and {loss_b}, nearly equal, yet validation {goal} {goal_a} and {goal_b}."),
+        "rising_loss": ("Rising loss, improving accuracy",
+                        "{milestone} ({run}, seed {seed}): the validation loss was lowest at step {step} "
+                        "({low}) and rose to {end}, while validation accuracy went from {from} to {to} "
+                        "(step {top_step})."),
+        "game": ("A game's losses",
+                 "{milestone} ({run}): the {distance} fell from {first} to {last}, a factor of {factor}, "
+                 "while the training losses went {losses}: neither loss tracks the quality of the samples."),
+    },
+    "ko": {
+        "equal_loss": ("loss는 같은데 목표는 다릅니다",
+                       "{milestone}: {a}(step {step_a})와 {b}(step {step_b})의 validation {loss}는 "
+                       "{loss_a}와 {loss_b}로 거의 같았지만, validation {goal}은 {goal_a}와 "
+                       "{goal_b}였습니다."),
+        "rising_loss": ("loss는 오르는데 정확도는 좋아집니다",
+                        "{milestone} ({run}, seed {seed}): validation loss는 step {step}에서 가장 낮았고 "
+                        "({low}) 그 뒤 {end}까지 올랐지만, validation 정확도는 {from}에서 {to}로 "
+                        "올랐습니다 (step {top_step})."),
+        "game": ("두 네트워크의 loss",
+                 "{milestone} ({run}): {distance}는 {first}에서 {last}로 {factor}배 줄었지만, 학습 loss는 "
+                 "{losses}로 움직였습니다: 어느 loss도 샘플의 질을 따라가지 않습니다."),
+    },
+}
+
 LECTURE_KO: dict[str, str] = {
     # The lecture's sentence about each milestone, in its own (Korean) words, lightly shortened.
     "alexnet": "CNN으로 224×224 이미지를 분류해 ILSVRC 2012에서 1등을 차지했습니다. 그 전에는 딥러닝 "
@@ -136,6 +165,12 @@ LECTURE_KO: dict[str, str] = {
 def labels(lang: str) -> dict[str, str]:
     """The page's words in ``lang`` (one of :data:`LANGUAGES`)."""
     return LABELS[lang]
+
+
+def lens_text(lens, lang: str) -> tuple[str, str]:
+    """(title, sentence) of a :class:`~.proxy.Lens` in ``lang``."""
+    title, sentence = LENSES[lang][lens.kind]
+    return title, sentence.format(**lens.values)
 
 
 def lecture(milestone, lang: str) -> str:

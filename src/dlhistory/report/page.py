@@ -42,7 +42,7 @@ def render(review, out_dir: Path, lang: str = "en", pending=()) -> str:
     words = i18n.labels(lang)
     entries = [*review.entries, *(_Pending(m) for m in pending)]
     comparisons = [e.comparison for e in review.entries if e.comparison is not None]
-    body = [_header(review, entries, words), _lens(comparisons, out_dir, words),
+    body = [_header(review, entries, words), _lens(comparisons, out_dir, words, lang),
             *(_section(e, review, out_dir, words, lang) for e in entries), _footer(review, words)]
     return (f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
@@ -90,12 +90,15 @@ def _header(review, entries, words) -> str:
             f"</header>")
 
 
-def _lens(comparisons, out_dir: Path, words) -> str:
+def _lens(comparisons, out_dir: Path, words, lang: str) -> str:
     cards = "".join(f'<div class="card"><h4>{_e(words[k])}</h4><p>{_e(words[k + "_means"])}</p></div>'
                     for k in KINDS)
     found = proxy.lenses(comparisons, out_dir)
-    items = "".join(f"<li><b>{_e(lens.title)}.</b> {_e(lens.text)}"
-                    + (_img(lens.figure, lens.title) if lens.figure else "") + "</li>" for lens in found)
+    items = ""
+    for lens in found:
+        title, text = i18n.lens_text(lens, lang)
+        items += (f"<li><b>{_e(title)}.</b> {_e(text)}" + (_img(lens.figure, title) if lens.figure else "")
+                  + "</li>")
     shown = f"<ul class=\"lenses\">{items}</ul>" if found else f"<p>{_e(words['no_proxy'])}</p>"
     return (f"<section id=\"lens\">\n<h2>{_e(words['components'])}</h2>\n"
             f"<p>{_e(words['components_intro'])}</p>\n<div class=\"cards\">{cards}</div>\n"

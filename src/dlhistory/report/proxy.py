@@ -24,8 +24,11 @@ from ..records import read_jsonl
 
 @dataclass(frozen=True)
 class Lens:
-    title: str
-    text: str
+    """One way the loss proved a proxy: its ``kind`` (a key of :data:`~.i18n.LENSES`), the numbers
+    that its sentence is written with (already formatted), and a figure where it has one."""
+
+    kind: str
+    values: dict[str, str]
     figure: Path | None = None
 
 
@@ -81,10 +84,10 @@ def equal_loss(comparisons, tolerance: float = 0.05) -> Lens | None:
     if best is None:
         return None
     _, c, a, b, key, ra, rb, goal = best
-    text = (f"{c.milestone.year} {c.milestone.title}: {a} at step {ra['step']} and {b} at step "
-            f"{rb['step']} had validation {key} {ra[key]:.2f} and {rb[key]:.2f}, nearly equal, yet "
-            f"validation {goal} {_show(ra[goal])} and {_show(rb[goal])}.")
-    return Lens("equal loss, unequal goal", text)
+    return Lens("equal_loss", {"milestone": f"{c.milestone.year} {c.milestone.title}", "a": a, "b": b,
+                               "step_a": str(ra["step"]), "step_b": str(rb["step"]), "loss": key,
+                               "loss_a": f"{ra[key]:.2f}", "loss_b": f"{rb[key]:.2f}", "goal": goal,
+                               "goal_a": _show(ra[goal]), "goal_b": _show(rb[goal])})
 
 
 def _trained(run: dict) -> list[dict]:
@@ -143,11 +146,11 @@ def rising_loss(comparisons, out_dir: Path, rise: float = 0.05) -> Lens | None:
         _two_axes(figure, [r["step"] for r in val], [r["loss"] for r in val], "validation loss",
                   [100 * r["accuracy"] for r in val], "validation accuracy (%)",
                   f"{c.milestone.title} ({point}, seed {run.get('seed', 0)})")
-    text = (f"{c.milestone.year} {c.milestone.title} ({point}, seed {run.get('seed', 0)}): the validation "
-            f"loss was lowest at step {low['step']} ({low['loss']:.3f}) and rose to {val[-1]['loss']:.3f}, "
-            f"while validation accuracy went from {low['accuracy']:.2%} to {top['accuracy']:.2%} "
-            f"(step {top['step']}).")
-    return Lens("rising loss, improving accuracy", text, figure)
+    return Lens("rising_loss", {"milestone": f"{c.milestone.year} {c.milestone.title}", "run": point,
+                                "seed": str(run.get("seed", 0)), "step": str(low["step"]),
+                                "low": f"{low['loss']:.3f}", "end": f"{val[-1]['loss']:.3f}",
+                                "from": f"{low['accuracy']:.2%}", "to": f"{top['accuracy']:.2%}",
+                                "top_step": str(top["step"])}, figure)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -175,10 +178,10 @@ def _game_lens(c, point, run, train, names, val, fd, out_dir) -> Lens:
         _game_figure(figure, c, point, run, train, names, val, fd)
     ends = "; ".join(f"{n.replace('_', ' ')} {_mean_near(train, n, 0):.2f} -> {_mean_near(train, n, -1):.2f}"
                      for n in names)
-    text = (f"{c.milestone.year} {c.milestone.title} ({point}): the {fd.replace('_', ' ')} fell from "
-            f"{val[0][fd]:.1f} to {val[-1][fd]:.1f}, a factor of {val[0][fd] / max(val[-1][fd], 1e-9):.1f}, "
-            f"while the training losses went {ends}: neither loss tracks the quality of the samples.")
-    return Lens("a game's losses", text, figure)
+    return Lens("game", {"milestone": f"{c.milestone.year} {c.milestone.title}", "run": point,
+                         "distance": fd.replace("_", " "), "first": f"{val[0][fd]:.1f}",
+                         "last": f"{val[-1][fd]:.1f}", "factor": f"{val[0][fd] / max(val[-1][fd], 1e-9):.1f}",
+                         "losses": ends}, figure)
 
 
 def _figure_path(out_dir: Path, lens: str, run: dict) -> Path:
