@@ -388,16 +388,13 @@ class Phase:
 
 @dataclass(frozen=True)
 class Tool:
-    """A milestone's own subcommand: ``dlhistory translate``, ``dlhistory play``, ...
-
-    ``arguments(parser)`` adds its options to an ``argparse`` parser; ``main(milestone, args)`` does the
-    work and prints. Two milestones may share a tool (the Transformer imports the 2014 translate).
-    """
+    """A milestone's own subcommand (``dlhistory translate``, ``play``, ...): ``arguments(parser)`` adds
+    its options to an ``argparse`` parser; ``main(milestone, args)`` does the work and prints. Two
+    milestones may share a tool (the Transformer imports the 2014 translate)."""
 
     name: str
     help: str
     arguments: Callable[[Any], None] = field(repr=False)
     main: Callable[[Milestone, Any], None] = field(repr=False)
     sample: Callable[[Milestone, Path, Path], Path | str] | None = field(default=None, repr=False)
-    """``sample(milestone, run_dir, out_dir)``: what the review page shows of a finished run, a picture
-    written into ``out_dir`` or a few lines of text (a translation, generated text)."""
+    """``(milestone, run_dir, out_dir) ->`` the review page's picture (a PNG path) or text of a run."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from ..records import atomic_write_text, cpu_model
 from ..spec import KINDS
 from . import i18n, proxy, tables
+from .style import STYLE
 
 MAX_DOTS_POINTS = 8
 """A comparison with more points (a grid) shows its table, not one row of dots per point."""
@@ -81,7 +82,7 @@ def _header(review, entries, words) -> str:
                      f'<span class="badge {_css(outcome)}">{_e(words.get(outcome, outcome))}</span></a>')
     counts = Counter(_outcome(e)[0] for e in entries)
     tally = " · ".join(f"{n} {_e(words.get(o, o))}" for o, n in counts.items())
-    compute = sum(_run_seconds(e.comparison) for e in entries if e.comparison is not None)
+    compute = sum(tables.run_seconds(e.comparison) for e in entries if e.comparison is not None)
     return (f"<header>\n<h1>{_e(words['title'])}</h1>\n<p class=\"sub\">{_e(words['subtitle'])}: "
             f"<code>{_e(review.command)}</code></p>\n"
             f"<h2 id=\"summary\">{_e(words['summary'])}</h2>\n<nav class=\"strip\">{''.join(cells)}</nav>\n"
@@ -269,7 +270,7 @@ def _made_sample(tool, milestone, run_dir: Path, out_dir: Path) -> Path | str | 
 
 
 def _cost(c, words) -> str:
-    runs = [r for rs in c.results.values() for r in rs if r.get("run_dir")]
+    runs = tables.finished_runs(c)
     flops = sum(r.get("train_flops") or 0 for r in runs)
     rates = [r["flops_per_s"] for r in runs if r.get("flops_per_s")]
     rate = f"{statistics.mean(rates):.3g}" if rates else "-"
@@ -280,7 +281,7 @@ def _cost(c, words) -> str:
 
 
 def _provenance(c, words) -> str:
-    runs = [r for rs in c.results.values() for r in rs if r.get("run_dir")]
+    runs = tables.finished_runs(c)
 
     def values(get) -> str:
         found = sorted({str(v) for v in map(get, runs) if v not in (None, "")})
@@ -329,10 +330,6 @@ def _commit(commit: str) -> str:
     return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
-def _run_seconds(c) -> float:
-    return sum(r.get("wall_seconds") or 0 for rs in c.results.values() for r in rs if r.get("run_dir"))
-
-
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
@@ -364,55 +361,3 @@ def _css(outcome: str) -> str:
 
 def _e(text) -> str:
     return html.escape(str(text), quote=True)
-
-
-STYLE = """
-:root { --fg: #1b1f24; --bg: #ffffff; --muted: #5b6470; --card: #f4f6f8; --line: #d6dbe1;
-  --holds: #1a7f37; --fails: #cf222e; --nj: #9a6700; --skip: #6e7781; --accent: #0969da; }
-@media (prefers-color-scheme: dark) {
-  :root { --fg: #e6edf3; --bg: #0d1117; --muted: #9aa4ae; --card: #161b22; --line: #30363d;
-    --holds: #3fb950; --fails: #f85149; --nj: #d29922; --skip: #8b949e; --accent: #58a6ff; }
-  img { background: #ffffff; }
-}
-* { box-sizing: border-box; }
-body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", "Noto Sans KR", sans-serif; color: var(--fg);
-  background: var(--bg); max-width: 980px; margin: 0 auto; padding: 1.5rem; }
-a { color: var(--accent); }
-h1 { margin-bottom: .2rem; } h2 { border-bottom: 1px solid var(--line); padding-bottom: .2rem; }
-.sub, .muted, .small, figcaption, .doc, .was { color: var(--muted); }
-.small { font-size: 12px; }
-code, pre { font: 13px/1.4 ui-monospace, "SFMono-Regular", Menlo, monospace; }
-pre.sample { background: var(--card); padding: .8rem; white-space: pre-wrap; border-radius: 6px; }
-.strip { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: .5rem; }
-.cell { display: flex; flex-direction: column; padding: .5rem .6rem; border: 1px solid var(--line);
-  border-radius: 6px; text-decoration: none; color: var(--fg); background: var(--card); }
-.cell .year { color: var(--muted); font-size: 12px; } .cell .name { font-weight: 600; }
-.badge { display: inline-block; font-size: 12px; font-weight: 700; padding: 0 .45rem; border-radius: 10px;
-  color: #ffffff; background: var(--skip); vertical-align: middle; width: fit-content; }
-.badge.holds { background: var(--holds); } .badge.fails { background: var(--fails); }
-.badge.not-judged { background: var(--nj); }
-.cards { display: grid; grid-template-columns: repeat(4, 1fr); gap: .5rem; margin: .6rem 0; }
-.card { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: .5rem .6rem; }
-.card h4 { margin: 0 0 .2rem; } .card p { margin: .2rem 0; font-size: 13px; }
-.card.changed { border: 2px solid var(--accent); }
-.tag { font-size: 11px; color: var(--accent); font-weight: 700; text-transform: uppercase; }
-blockquote { margin: .5rem 0; padding: .2rem .8rem; border-left: 4px solid var(--line); color: var(--muted); }
-.scroll { overflow-x: auto; }
-table { border-collapse: collapse; margin: .5rem 0; font-size: 13px; }
-th, td { border: 1px solid var(--line); padding: .15rem .45rem; text-align: left; }
-th { background: var(--card); }
-img { max-width: 100%; height: auto; display: block; margin: .5rem 0; border-radius: 4px; }
-svg { width: 100%; max-width: 600px; font-size: 11px; fill: var(--fg); }
-svg .dot { fill: var(--accent); fill-opacity: .75; } svg .mean { stroke: var(--fg); stroke-width: 2; }
-svg .threshold { stroke: var(--fails); stroke-dasharray: 4 3; }
-dl.prov { display: grid; grid-template-columns: max-content 1fr; gap: 0 1rem; font-size: 13px; }
-dl.prov dt { color: var(--muted); } dl.prov dd { margin: 0; }
-.lenses li { margin-bottom: .6rem; }
-.fix code { word-break: break-all; }
-@media (max-width: 700px) { .cards { grid-template-columns: repeat(2, 1fr); } }
-@media print {
-  body { max-width: none; font-size: 11pt; } a { color: inherit; text-decoration: none; }
-  section.milestone { break-inside: avoid-page; } .strip { grid-template-columns: repeat(5, 1fr); }
-  img { max-height: 9cm; width: auto; }
-}
-"""

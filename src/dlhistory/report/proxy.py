@@ -14,6 +14,7 @@ what the runs measured (never by milestone name), and says it with the numbers i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -57,7 +58,14 @@ def _records(run: dict, split: str) -> list[dict]:
     path = Path(run["run_dir"]) / "metrics.jsonl"
     if not path.is_file():
         return []
-    return [r for r in read_jsonl(path) if r.get("split") == split]
+    return [r for r in _read(path, path.stat().st_mtime_ns) if r.get("split") == split]
+
+
+@functools.lru_cache(maxsize=256)
+def _read(path: Path, mtime_ns: int) -> list[dict]:
+    """A run's records, read once while the file is unchanged: every lens reads the same runs, and the
+    page is rewritten after every milestone."""
+    return read_jsonl(path)
 
 
 def _goal_key(comparison) -> str:

@@ -83,14 +83,22 @@ def review_rows(review, short: bool = False) -> list[list[str]]:
     return rows
 
 
+def finished_runs(comparison) -> list[dict]:
+    """The results of the comparison's runs that have a run directory (not a reused summary's gap)."""
+    return [r for rs in comparison.results.values() for r in rs if r.get("run_dir")]
+
+
+def run_seconds(comparison) -> float:
+    """The wall time of the comparison's runs, summed (runs made side by side count each)."""
+    return sum(r.get("wall_seconds") or 0 for r in finished_runs(comparison))
+
+
 def cost(comparison) -> tuple[str, str]:
     """(the wall time of the comparison's runs, their mean utilisation of this machine's matmul peak)."""
     from .machine import utilisation
 
-    runs = [r for rs in comparison.results.values() for r in rs if r.get("run_dir")]
-    seconds = sum(r.get("wall_seconds") or 0 for r in runs)
-    shares = [u for u in map(utilisation, runs) if u is not None]
-    return duration(seconds), f"{statistics.mean(shares):.0%}" if shares else "-"
+    shares = [u for u in map(utilisation, finished_runs(comparison)) if u is not None]
+    return duration(run_seconds(comparison)), f"{statistics.mean(shares):.0%}" if shares else "-"
 
 
 def duration(seconds: float) -> str:
