@@ -172,8 +172,12 @@ from dlhistory.algorithms import supervised
 update = supervised.MinibatchTraining.update
 def slow(self, step):
     time.sleep(float(os.environ.get("SLOW_STEP_SECONDS", "0.2")))
+    hold = os.environ.get("SLOW_HOLD")  # past the first checkpoint, wait while this file exists
+    while hold and step >= 3 and os.path.exists(hold):
+        time.sleep(0.05)
     return update(self, step)
 supervised.MinibatchTraining.update = slow
+os.environ["DLHISTORY_ALLOCATOR"] = "system"  # re-executing with tcmalloc would drop the patch above
 runpy.run_module("dlhistory", run_name="__main__", alter_sys=True)
 """
 
@@ -501,15 +505,20 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_it_resumes_exactly(env, reference, 
 
 
 def test_a_second_process_cannot_resume_a_run_that_is_training(env, tmp_path):
-    # Steps of 3 s: the second process (a Python that imports torch, seconds on a busy machine) must
-    # arrive while the first still trains, or it would find the run ended and rightly continue it.
-    child_env = {**os.environ, **env, "OMP_NUM_THREADS": "1", "SLOW_STEP_SECONDS": "3"}
+    # The first process holds its step 3 until the second (a Python that imports torch, seconds on a
+    # busy machine) has been answered: it must arrive while the first still trains, or it would find
+    # the run ended and rightly continue it. A timed slowdown lost that race on a slow CI machine.
+    hold = tmp_path / "hold"
+    hold.touch()
+    child_env = {**os.environ, **env, "OMP_NUM_THREADS": "1", "SLOW_HOLD": str(hold)}
     refused = []
 
     def second(run_dir: Path) -> None:
         refused.append(subprocess.run([sys.executable, "-m", "dlhistory",
                                        *cli_args(tmp_path, "--resume", str(run_dir))],
-                                      env=child_env, capture_output=True, text=True, timeout=300))
+                                      env={**child_env, "SLOW_HOLD": ""}, capture_output=True, text=True,
+                                      timeout=300))
+        hold.unlink()
 
     start_and_kill(tmp_path, child_env, after_step=1, meanwhile=second)
     (proc,) = refused

@@ -260,6 +260,8 @@ def review(milestones: tuple[Milestone, ...], preset: str = "cpu", seeds: int | 
     ``out_dir``; default ``runs/review/<preset>-<time>``), rewritten after each milestone so that a long
     review shows its results as they come. Unavailable data skips an entry, never the review."""
     start = time.perf_counter()
+    for m in milestones:  # an unknown preset fails before anything is written (it names the folder)
+        m.recipe(preset)
     runs_dir = options.get("runs_dir", "runs")
     out = Path(out_dir) if out_dir else Path(runs_dir) / "review" / _stamp(preset)
     result = Review(preset, seeds, [], lang=lang)
