@@ -20,12 +20,13 @@ import torch
 from safetensors.torch import load_file
 
 from dlhistory import checkpoint, runner
-from dlhistory.algorithms.replay import ReplayMemory, Transitions
+from dlhistory.algorithms.qlearning import DQN as DQNProcedure
+from dlhistory.algorithms.qlearning import DQNConfig, epsilon
+from dlhistory.algorithms.replay import ReplayMemory, TransitionMemory, Transitions
 from dlhistory.data.environments import AtariConfig, CartPoleConfig, Environments
 from dlhistory.errors import UsageError
 from dlhistory.milestones import dqn as milestone_dqn
-from dlhistory.milestones.dqn import DQN as DQNProcedure
-from dlhistory.milestones.dqn import DQNConfig, TDConfig, TemporalDifference, epsilon
+from dlhistory.milestones.dqn import TDConfig, TemporalDifference
 from dlhistory.spec import Context
 from dlhistory.tools import play as play_tool
 from dlhistory.tools.play import PLAY
@@ -125,6 +126,31 @@ def test_a_memory_resumes_from_its_state_dict():
     copy.load_state_dict(memory.state_dict())
     a, b = memory.sample(64, np.random.default_rng(5)), copy.sample(64, np.random.default_rng(5))
     assert _as_tuples(a) == _as_tuples(b) and len(copy) == len(memory)
+
+
+def test_a_transition_memory_keeps_the_newest_whole_transitions():
+    memory = TransitionMemory(25, (4,))
+    for t in range(4):  # 4 batches of 10 environments: 40 transitions written, the newest 25 kept
+        ids = torch.arange(10) + 10 * t
+        states = ids[:, None].float().expand(10, 4)
+        memory.add(states, ids % 2, ids.float(), ids % 3 == 0, states + 1000)
+    assert len(memory) == 25
+    batch = memory.sample(500, np.random.default_rng(0))
+    ids = batch.states[:, 0, 0].long()
+    assert batch.states.shape == (500, 1, 4) and ids.min() >= 15 and len(ids.unique()) == 25
+    assert torch.equal(batch.next_states, batch.states + 1000) and torch.equal(batch.actions, ids % 2)
+    assert torch.equal(batch.rewards, ids.float()) and torch.equal(batch.terminals, ids % 3 == 0)
+    copy = TransitionMemory(25, (4,))
+    copy.load_state_dict(memory.state_dict())
+    again = copy.sample(500, np.random.default_rng(0))
+    assert _as_tuples(again) == _as_tuples(batch) and len(copy) == 25
+
+
+def test_many_environments_only_on_cartpole(env, tmp_path):
+    with pytest.raises(UsageError, match=r"set algorithm\.envs=1 for Atari"):
+        run("smoke-breakout", overrides={"algorithm.envs": 2}, runs_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="dividing train_every"):
+        DQNConfig(train_every=10, envs=4)
 
 
 def test_an_empty_memory_refuses_to_sample():
@@ -351,13 +377,14 @@ def test_a_smoke_run_logs_scores_against_environment_steps(env, tmp_path):
     assert (Path(result["run_dir"]) / "curves.png").exists()
 
 
-def test_dqn_learns_cartpole_on_a_small_budget(env, tmp_path):
+@pytest.mark.parametrize("envs", [1, 10])
+def test_dqn_learns_cartpole_on_a_small_budget(env, tmp_path, envs):
     """30k environment steps of the cpu preset (seconds): the greedy policy already balances far longer
-    than a random one."""
+    than a random one, acting in one environment or in ten at once."""
     options = dict(preset="cpu", runs_dir=str(tmp_path), evals=5,
                    overrides={"algorithm.steps": 30_000, "algorithm.exploration_steps": 10_000,
                               "algorithm.val_episodes": 5, "algorithm.test_episodes": 10})
-    learned = run(**options)
+    learned = run(**{**options, "overrides": {**options["overrides"], "algorithm.envs": envs}})
     floor = run(variant="random", **options)
     assert learned["test_return"] > 3 * floor["test_return"], (learned["test_return"], floor["test_return"])
 
@@ -385,11 +412,12 @@ def interrupted_at_update_130(monkeypatch, runs: Path, **kwargs) -> Path:
     return run_dir
 
 
-def test_resume_with_the_replay_memory_is_exact(env, tmp_path, monkeypatch):
+@pytest.mark.parametrize("envs", ["1", "10"])
+def test_resume_with_the_replay_memory_is_exact(env, tmp_path, monkeypatch, envs):
     """Interrupted at step 130 of 200, resumed: the same games, the same weights. With
-    ``algorithm.save_buffer=true`` the checkpoint holds the memory, the game in progress and every
-    random generator."""
-    buffered = {"algorithm.save_buffer": "true"}
+    ``algorithm.save_buffer=true`` the checkpoint holds the memory, the games in progress and every
+    random generator (one environment, or ten CartPoles stepped in torch)."""
+    buffered = {"algorithm.save_buffer": "true", "algorithm.envs": envs}
     whole = resumable(tmp_path / "whole", overrides=buffered)
     run_dir = interrupted_at_update_130(monkeypatch, tmp_path / "half", overrides=buffered)
     assert checkpoint.load(run_dir / "checkpoint.safetensors")["procedure"]["memory"] is not None
@@ -401,8 +429,9 @@ def test_resume_with_the_replay_memory_is_exact(env, tmp_path, monkeypatch):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_resume_without_the_memory_says_so_and_records_it(env, tmp_path, monkeypatch, capsys):
-    run_dir = interrupted_at_update_130(monkeypatch, tmp_path)
+@pytest.mark.parametrize("envs", ["1", "10"])
+def test_a_resume_without_the_memory_says_so_and_records_it(env, tmp_path, monkeypatch, capsys, envs):
+    run_dir = interrupted_at_update_130(monkeypatch, tmp_path, overrides={"algorithm.envs": envs})
     resumed = resumable(tmp_path, resume=str(run_dir))
     assert "without the replay memory" in capsys.readouterr().err
     assert resumed["resumed_without_memory_at"] == [1200]  # the checkpoint after update 119

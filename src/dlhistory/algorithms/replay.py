@@ -154,3 +154,50 @@ class ReplayMemory:
             getattr(self, name)[: len(values)] = values
         self.written, self.count = int(state["written"]), int(state["count"])
 
+
+class TransitionMemory:
+    """A circular memory of whole transitions (s, a, r, terminal, s'), written a batch at a time from
+    many environments acting in lockstep. For small states (CartPole's four numbers): storing s' beside
+    s costs 16 bytes, and each transition stands alone, so interleaved episodes need no bookkeeping
+    (ReplayMemory's frames-once layout follows one episode stream)."""
+
+    _FIELDS = ("states", "actions", "rewards", "terminals", "next_states")
+
+    def __init__(self, capacity: int, state_shape: tuple[int, ...]):
+        if capacity < 1:
+            raise ValueError("a replay memory needs at least one slot")
+        self.capacity = capacity
+        self.states = torch.zeros(capacity, 1, *state_shape)  # (slot, stack of 1, *state)
+        self.next_states = torch.zeros_like(self.states)
+        self.actions = torch.zeros(capacity, dtype=torch.long)
+        self.rewards = torch.zeros(capacity)
+        self.terminals = torch.zeros(capacity, dtype=torch.bool)
+        self.written = 0
+
+    def __len__(self) -> int:
+        return min(self.written, self.capacity)
+
+    def add(self, states: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor, terminals: torch.Tensor,
+            next_states: torch.Tensor) -> None:
+        """Write N transitions (states (N, *state), the rest (N,)), overwriting the oldest when full."""
+        slots = torch.arange(self.written, self.written + len(actions)) % self.capacity
+        self.states[slots, 0], self.next_states[slots, 0] = states, next_states
+        self.actions[slots], self.rewards[slots], self.terminals[slots] = actions, rewards, terminals
+        self.written += len(actions)
+
+    def sample(self, n: int, rng: np.random.Generator) -> Transitions:
+        """``n`` transitions drawn uniformly (with replacement)."""
+        if len(self) == 0:
+            raise ValueError("the replay memory holds no transition yet")
+        slots = torch.from_numpy(rng.integers(0, len(self), n))
+        return Transitions(*(getattr(self, name)[slots] for name in self._FIELDS))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**{name: getattr(self, name)[: len(self)].clone() for name in self._FIELDS},
+                "written": self.written}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self._FIELDS:
+            getattr(self, name)[: len(state[name])] = state[name]
+        self.written = int(state["written"])
+

@@ -72,7 +72,7 @@ def find_played_run(milestone: Milestone, preset: str, variant: str | None, whic
 
 def play(milestone: Milestone, run_dir: Path, episodes: int, seed: int, gif: Path | None) -> Played:
     """Play ``episodes`` games with ``run_dir``'s selected network; write them to ``gif`` if given."""
-    from ..milestones.dqn import play_episodes
+    from ..algorithms.qlearning import play_episodes
 
     _, recipe = run_recipe(milestone, run_dir, "play")
     data = recipe.data(Context(seed=seed))
