@@ -245,7 +245,8 @@ class DQN:
     def learn(self) -> dict[str, torch.Tensor]:
         """One gradient step on a replayed mini-batch: regress Q(s, a) on the loss's TD target."""
         batch = self.memory.sample(self.config.batch_size, self.rng).to(self.device)
-        self.model.train()
+        if not self.model.training:  # evaluation left it in eval mode (setting it costs per module)
+            self.model.train()
         q = self.model(batch.states).gather(1, batch.actions[:, None])[:, 0]
         with torch.no_grad():
             target = self.loss.target(batch, self.model, self.target)

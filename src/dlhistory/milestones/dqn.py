@@ -96,6 +96,8 @@ def _inputs(states: torch.Tensor) -> torch.Tensor:
 def _fp32(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Q-values in float32 even under bf16 autocast: bf16 resolves 100 only to within 0.5, coarser than
     the gaps between the actions' values that the greedy policy compares."""
+    if not torch.is_autocast_enabled(x.device.type):  # entering the context costs as much as a tiny layer
+        return module(x.float())
     with torch.autocast(x.device.type, enabled=False):
         return module(x.float())
 
