@@ -9,6 +9,7 @@ boundaries and after the circular array wrapped, must be the one the agent saw.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from collections import deque
@@ -270,13 +271,37 @@ def test_huber_is_squared_near_zero_and_linear_beyond():
     assert float(mse(q, y)) == pytest.approx((0.25 + 9.0) / 2)
 
 
+def smoke_procedure(envs: int):
+    """The smoke preset's DQN procedure acting in ``envs`` environments, built as the runner builds it."""
+    torch.set_num_threads(1)  # as the runner would (the env fixture restores it)
+    recipe = DQN.recipe("smoke")
+    recipe = recipe.swap(algorithm=recipe.algorithm.with_config(
+        dataclasses.replace(recipe.algorithm.config, envs=envs)))
+    data = recipe.data(Context())
+    return recipe.algorithm(recipe.model(data), recipe.loss(), data, Context())
+
+
+def test_acting_in_many_environments_costs_the_same_every_step(env, monkeypatch):
+    """Ten CartPoles: every step is one forward pass of ten states, exploring or not, so the cost key
+    only says whether the step learns."""
+    procedure = smoke_procedure(envs=10)
+    forward = type(procedure.model).forward
+    passes = []
+    monkeypatch.setattr(type(procedure.model), "forward",
+                        lambda self, x: passes.append(len(x)) or forward(self, x))
+    for step in range(30):
+        key = procedure.cost_key(step)
+        passes.clear()
+        learned = "loss" in procedure.update(step)
+        assert key == learned == (step >= 19)
+        assert passes == ([10, 32, 32] if learned else [10])  # act; learn: Q(s), the target's Q(s')
+    assert procedure.env_steps == 300
+
+
 def test_the_cost_key_says_what_a_step_will_do(env, monkeypatch):
     """The runner counts FLOPs once per cost key: the key, asked before a step, must say whether it takes
     a gradient step and how many of its actions are greedy (a forward pass each), without drawing."""
-    torch.set_num_threads(1)  # as the runner would (the env fixture restores it)
-    recipe = DQN.recipe("smoke")
-    data = recipe.data(Context())
-    procedure = recipe.algorithm(recipe.model(data), recipe.loss(), data, Context())
+    procedure = smoke_procedure(envs=1)
     forward = type(procedure.model).forward
     passes = []
     monkeypatch.setattr(type(procedure.model), "forward",

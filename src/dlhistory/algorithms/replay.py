@@ -1,4 +1,5 @@
-"""Experience replay that stores every frame once.
+"""Experience replay: a memory that stores every frame once (one stream of Atari frames), and one of
+whole transitions for small states written by many environments at once (:class:`TransitionMemory`).
 
 DQN (Mnih et al. 2013, 2015) learns from random mini-batches of past transitions (s, a, r, s') drawn
 from a replay memory, which breaks the correlation between consecutive steps and reuses each

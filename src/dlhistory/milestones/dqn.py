@@ -18,7 +18,8 @@ The four components, in this milestone's words:
   the full preset);
 * model -- the Q-network: the Nature CNN on stacked frames, an MLP on CartPole's four numbers;
 * loss -- the temporal-difference error against the target network, Huber-shaped ("error clipping");
-* algorithm -- DQN: epsilon-greedy acting, replay memory, target network, Adam.
+* algorithm -- DQN: epsilon-greedy acting, replay memory, target network, Adam
+  (algorithms/qlearning.py); on CartPole it acts in ten environments at once, stepped in torch.
 
 Changed vs the baselines: the model. A random policy is the floor; a *linear* Q-function on the same
 observations, trained by the same algorithm, is the function approximator reinforcement learning
@@ -232,10 +233,12 @@ ATARI_FULL = DQNConfig(steps=10_000_000, memory=1_000_000, batch_size=32, learni
 ATARI_CPU = dataclasses.replace(ATARI_FULL, steps=350_000, memory=100_000, learning_starts=20_000,
                                 exploration_steps=100_000, val_episodes=8, test_episodes=30)
 # CartPole: CleanRL's dqn.py settings (memory 10k, batch 128, a step every 10, target every 500, Adam
-# 2.5e-4), with epsilon annealed over 50k steps instead of half the run, so that 200k steps suffice.
+# 2.5e-4), with epsilon annealed over 50k steps instead of half the run, so that 200k steps suffice;
+# acting in 10 CartPoles at once, so each gradient step follows one batched act (VectorDQN).
 CARTPOLE_CPU = DQNConfig(steps=200_000, memory=10_000, batch_size=128, learning_starts=1000, train_every=10,
                          target_every=500, epsilon_start=1.0, epsilon_end=0.05, exploration_steps=50_000,
-                         lr=2.5e-4, adam_eps=1e-8, eval_epsilon=0.0, val_episodes=10, test_episodes=30)
+                         lr=2.5e-4, adam_eps=1e-8, eval_epsilon=0.0, val_episodes=10, test_episodes=30,
+                         envs=10)
 ALGORITHM = Component("dqn", dqn, CARTPOLE_CPU)
 
 
