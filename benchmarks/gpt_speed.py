@@ -4,6 +4,9 @@ validation loss first reaches nanoGPT's CPU-recipe result (1.886 nats per charac
     python benchmarks/gpt_speed.py                       # dlhistory only: reference and fastest recipe
     python benchmarks/gpt_speed.py --nanogpt ~/nanoGPT   # and nanoGPT's own train.py, beside it
 
+nanoGPT's ``prepare.py`` imports ``requests``; where this environment lacks it, give a Python that has
+it (and torch, numpy) with ``--peer-python``.
+
 The reference is nanoGPT's README CPU recipe, trained by dlhistory: 4 layers, 4 heads, 128 dims,
 context 64, batch 12, 2,000 iterations, lr 1e-3 decaying to 1e-4 after 100 warm-up steps, beta2
 0.99, no dropout, in fp32. The fastest recipe is the same model under the precision the machine does
@@ -60,14 +63,14 @@ def train(runs: Path, iterations: int, precision: str, evals: int, peak: float) 
             "seconds to 1.886": reached, "train seconds": result["train_seconds"]}
 
 
-def nanogpt(directory: Path, iterations: int, text: Path) -> dict:
+def nanogpt(directory: Path, iterations: int, text: Path, python: str) -> dict:
     """nanoGPT's README CPU recipe, run by its own train.py on a copy of its folder."""
     work = Path(tempfile.mkdtemp()) / "nanoGPT"
     shutil.copytree(directory, work, ignore=shutil.ignore_patterns(".git", "out*"))
     data = work / "data" / "shakespeare_char"
     shutil.copy(text, data / "input.txt")  # its prepare.py downloads only when the file is missing
-    subprocess.run([sys.executable, "prepare.py"], cwd=data, check=True, capture_output=True)
-    command = [sys.executable, "train.py", "config/train_shakespeare_char.py", "--device=cpu",
+    subprocess.run([python, "prepare.py"], cwd=data, check=True, capture_output=True)
+    command = [python, "train.py", "config/train_shakespeare_char.py", "--device=cpu",
                "--compile=False", "--eval_iters=20", "--log_interval=100", "--block_size=64",
                "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128", "--dropout=0.0",
                f"--max_iters={iterations}", f"--lr_decay_iters={iterations}",
@@ -85,6 +88,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--evals", type=int, default=40, help="evaluations over the run (resolution)")
     parser.add_argument("--nanogpt", type=Path, help="a clone of nanoGPT to run beside dlhistory")
+    parser.add_argument("--peer-python", default=sys.executable, help="the Python that runs nanoGPT")
     args = parser.parse_args()
     use_threads()  # the runs' threads (DLHISTORY_THREADS), for the peak too
     machine = describe()
@@ -105,7 +109,7 @@ def main() -> None:
         from dlhistory.data.download import fetch
         from dlhistory.data.shakespeare import FILE
 
-        peer = nanogpt(args.nanogpt, args.iterations, fetch(FILE))
+        peer = nanogpt(args.nanogpt, args.iterations, fetch(FILE), args.peer_python)
         print(f"nanoGPT: {peer}")
         best = min((r["seconds to 1.886"] for r in rows.values() if r["seconds to 1.886"]), default=None)
         if best and peer["returncode"] == 0:
