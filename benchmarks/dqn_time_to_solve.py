@@ -77,26 +77,34 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.peer / "cleanrl" / "dqn.py").is_file():
         parser.error(f"--peer {args.peer}: no cleanrl/dqn.py there; clone https://github.com/vwxyzjn/cleanrl")
-    rows = {"peer": [], "ours": [], "ours, one environment": []}
+    recipes = {"ours": (), "ours, one environment": ("algorithm.envs=1",)}
+    peer_walls, runs = [], {name: [] for name in recipes}
     for seed in range(1, args.seeds + 1):  # CleanRL's default seed is 1
-        rows["peer"].append((peer_seconds(args.peer, args.peer_python, seed), None, None))
-        rows["ours"].append(ours(seed))
-        rows["ours, one environment"].append(ours(seed, "algorithm.envs=1"))
-        print(f"seed {seed}: " + "; ".join(f"{name} {row[-1]}" for name, row in rows.items()), flush=True)
+        peer_walls.append(peer_seconds(args.peer, args.peer_python, seed))
+        for name, overrides in recipes.items():
+            runs[name].append(ours(seed, *overrides))
+        print(f"seed {seed}: peer {peer_walls[-1]:.1f} s; "
+              + "; ".join(f"{name} {found[-1]}" for name, found in runs.items()), flush=True)
     print(line())
-    peer = statistics.fmean(wall for wall, _, _ in rows["peer"])
+    peer = statistics.fmean(peer_walls)
     print(f"peer: CleanRL dqn.py, 200k steps: {peer:.1f} s wall (mean of {args.seeds} seeds)")
-    for name in ("ours", "ours, one environment"):
-        solved = [s for s, _, _ in rows[name]]
-        walls = [w for _, w, _ in rows[name]]
-        tests = [t for _, _, t in rows[name]]
-        reached = [s for s in solved if s is not None]
-        mean = statistics.fmean(reached) if reached else None
-        to_solve = (f"{mean:.1f} s to validation >= {SOLVED:g} ({len(reached)} of {len(solved)} seeds), "
-                    f"{mean / peer:.2f}x the peer" if reached else "never solved")
-        print(f"{name}: {to_solve}; whole run {statistics.fmean(walls):.1f} s wall "
-              f"({statistics.fmean(walls) / peer:.2f}x); test returns {', '.join(f'{t:.0f}' for t in tests)}")
+    for name, found in runs.items():
+        print(f"{name}: {summary(found, peer)}")
 
+
+def summary(runs: list[tuple[float | None, float, float]], peer: float) -> str:
+    """Mean time to solved and whole-run wall time of ``runs`` (as :func:`ours` returns them), as
+    ratios to the peer's wall time, and their test returns."""
+    solved, walls, tests = zip(*runs, strict=True)
+    reached = [s for s in solved if s is not None]
+    to_solve = "never solved"
+    if reached:
+        mean = statistics.fmean(reached)
+        to_solve = (f"{mean:.1f} s to validation >= {SOLVED:g} ({len(reached)} of {len(solved)} seeds), "
+                    f"{mean / peer:.2f}x the peer")
+    wall = statistics.fmean(walls)
+    return (f"{to_solve}; whole run {wall:.1f} s wall ({wall / peer:.2f}x); "
+            f"test returns {', '.join(f'{t:.0f}' for t in tests)}")
 
 if __name__ == "__main__":
     main()

@@ -344,10 +344,9 @@ class VectorDQN(DQN):
         return TransitionMemory(self.config.memory, self.data.frame_shape)
 
     def start_acting(self) -> None:
-        self.env = CartPoles(self.config.envs, self.data.seed + 7919 * self.data.rank)
+        self.env = CartPoles(self.config.envs, self.data.train_seed)
         self.observations = self.env.reset()
-        self.returns = torch.zeros(self.env.n)
-        """Each environment's score in its game so far."""
+        self.returns = torch.zeros(self.env.n)  # each environment's score in its game so far
 
     @property
     def acts_per_step(self) -> int:
@@ -379,13 +378,11 @@ class VectorDQN(DQN):
             self.observations = step.observation
 
     def env_state(self) -> dict[str, Any]:
-        return {"state": self.env.state.clone(), "steps": self.env.steps.clone(),
-                "generator": self.env.generator.get_state(), "observations": self.observations.clone(),
+        return {**self.env.state_dict(), "observations": self.observations.clone(),
                 "returns": self.returns.clone()}
 
     def load_env_state(self, state: dict[str, Any]) -> None:
-        self.env.state, self.env.steps = state["state"].clone(), state["steps"].clone()
-        self.env.generator.set_state(state["generator"])
+        self.env.load_state_dict(state)
         self.observations, self.returns = state["observations"].clone(), state["returns"].clone()
 
 

@@ -60,6 +60,15 @@ class CartPoles:
         self.steps = torch.where(which, 0, self.steps)
         return self.state.float()
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """What a resumed batch needs to go on exactly: the states, the step counts, the generator."""
+        return {"state": self.state.clone(), "steps": self.steps.clone(),
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.state, self.steps = state["state"].clone(), state["steps"].clone()
+        self.generator.set_state(state["generator"])
+
     def step(self, action: torch.Tensor) -> BatchStep:
         """Push every cart left (action 0) or right (1) for one step of 0.02 s."""
         x, x_dot, theta, theta_dot = self.state.unbind(1)

@@ -249,10 +249,14 @@ class Environments:
         """Frames per state: 4 for Atari (motion is visible), 1 for CartPole (velocities are given)."""
         return 1 if self.kind is CartPole else 4
 
+    @property
+    def train_seed(self) -> int:
+        """The training environments' seed: the run's, offset by the process's rank."""
+        return self.seed + 7919 * self.rank
+
     def make(self, seed: int | None = None, train: bool = True):
-        """An environment; by default the training one, seeded with the run's seed (and rank)."""
-        seed = self.seed + 7919 * self.rank if seed is None else seed
-        return self.kind(self.config, seed, train)
+        """An environment; by default the training one, seeded with :attr:`train_seed`."""
+        return self.kind(self.config, self.train_seed if seed is None else seed, train)
 
     def episode_seeds(self, split: str, n: int) -> list[int]:
         """Seeds of ``n`` evaluation episodes: the same every time, disjoint from training seeds."""
