@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..spec import Context, Panel
+from .muon import Muon
 from .supervised import parameter_groups, set_learning_rate
 
 
@@ -39,8 +40,11 @@ class LanguageModelTrainingConfig:
     """0.99 rather than GPT-2's 0.95: few tokens per step (nanoGPT's shakespeare_char does the same)."""
     grad_clip: float = 1.0
     optimizer: Literal["adamw", "muon"] = "adamw"
-    """'muon': the hidden layers' matrices follow Muon (torch.optim.Muon; Jordan et al. 2024), with its
+    """'muon': the hidden layers' matrices follow Muon (algorithms/muon.py; Jordan et al. 2024), with its
     learning rate matched to AdamW's update size; embeddings, biases and norms stay on AdamW."""
+    ns_dtype: Literal["float32", "bfloat16"] = "float32"
+    """Where Muon orthogonalises: float32 (cheap at these sizes on any CPU) or bfloat16 (torch's
+    choice: faster on GPUs, emulated and 2.4x slower a step on CPUs without bf16 units)."""
     eval_batch_size: int = 32
     """Windows per forward pass at evaluation."""
 
@@ -72,8 +76,7 @@ def optimizers(config: LanguageModelTrainingConfig, model: nn.Module) -> list[to
     hidden = {id(p) for block in net.blocks for p in block.parameters() if p.ndim == 2}
     rest = [p for p in model.parameters() if id(p) not in hidden]
     muon = [p for p in model.parameters() if id(p) in hidden]
-    return [torch.optim.Muon(muon, lr=config.lr, weight_decay=config.weight_decay,
-                             adjust_lr_fn="match_rms_adamw"),
+    return [Muon(muon, lr=config.lr, weight_decay=config.weight_decay, ns_dtype=config.ns_dtype),
             torch.optim.AdamW([{"params": [p for p in rest if p.ndim > 1],
                                 "weight_decay": config.weight_decay},
                                {"params": [p for p in rest if p.ndim <= 1], "weight_decay": 0.0}], **adamw)]
