@@ -24,8 +24,9 @@ The four components:
 * loss -- next-token cross-entropy, in nats per character (per token for BPE, with its per-character
   equivalent beside it);
 * algorithm -- AdamW with weight decay on matrices only, linear warm-up then cosine decay, gradient
-  clipping; budgets in tokens (or FLOPs), never minutes. ``algorithm.optimizer=muon`` updates the
-  hidden matrices with Muon (Jordan et al. 2024) instead.
+  clipping; budgets in tokens (or FLOPs), never minutes. The cpu preset updates the hidden matrices
+  with Muon (Jordan et al. 2024) instead (``algorithm.optimizer=adamw`` gives GPT-2's AdamW back): on
+  the main model it reached 1.59 nats/char in 5M tokens, where AdamW reached 1.76.
 
 Changed vs the baselines: the model and the algorithm. The n-gram baseline is a count-based model
 (interpolated Kneser-Ney or add-k, order chosen on validation); the small GPT is the smallest model of
@@ -278,6 +279,10 @@ LOSS = Component("next-token-cross-entropy", next_token_cross_entropy, NextToken
 # (algorithms/language_model.py).
 
 ALGORITHM = Component("adamw-cosine", language_model_training, LanguageModelTrainingConfig())
+MUON = Component("muon-cosine", language_model_training, LanguageModelTrainingConfig(optimizer="muon"))
+"""Muon for the blocks' matrices, AdamW for the rest, the same schedule. Single runs of the cpu main
+model (seed 0, 5M tokens, judged on validation every 61 steps) put Muon ahead at every evaluation:
+1.86 against 2.11 nats/char at step 309 of 610, 1.5895 against 1.7629 at the end."""
 
 
 # ================================================================================================
@@ -423,7 +428,7 @@ def figures(comparison, out_dir: Path) -> list[Path]:
 # ================================================================================================
 # Presets and the milestone.
 
-CPU = Recipe(DATA, MODEL, LOSS, ALGORITHM.with_config(LanguageModelTrainingConfig(tokens=10_000_000)))
+CPU = Recipe(DATA, MODEL, LOSS, MUON.with_config(dataclasses.replace(MUON.config, tokens=8_000_000)))
 SMOKE = Recipe(
     DATA.with_config(ShakespeareConfig(block_size=32, train_eval_tokens=2048, val_tokens=2048)),
     MODEL.with_config(GPTConfig(layers=1, heads=2, d_model=16)),
