@@ -44,7 +44,7 @@ from machine import describe
 TARGET = 1.886
 RECIPE = {"model.layers": 4, "model.heads": 4, "model.d_model": 128, "model.dropout": 0.0,
           "data.block_size": 64, "algorithm.batch_size": 12, "algorithm.lr": 1e-3, "algorithm.min_lr": 1e-4,
-          "algorithm.warmup_steps": 100, "algorithm.beta2": 0.99}
+          "algorithm.warmup_steps": 100, "algorithm.beta2": 0.99, "algorithm.optimizer": "adamw"}
 TOKENS_PER_STEP = RECIPE["algorithm.batch_size"] * RECIPE["data.block_size"]
 FASTEST = {"algorithm.lr": 3e-3, "algorithm.optimizer": "muon"}
 """The fastest change to the reference's training found so far, the model and its data unchanged
