@@ -42,6 +42,8 @@ class LanguageModelTrainingConfig:
     optimizer: Literal["adamw", "muon"] = "adamw"
     """'muon': the hidden layers' matrices follow Muon (algorithms/muon.py; Jordan et al. 2024), with its
     learning rate matched to AdamW's update size; embeddings, biases and norms stay on AdamW."""
+    ns_steps: int = 5
+    """Muon's Newton-Schulz steps (Jordan et al.: five take every singular value near one)."""
     ns_dtype: Literal["float32", "bfloat16"] = "float32"
     """Where Muon orthogonalises: float32 (cheap at these sizes on any CPU) or bfloat16 (torch's
     choice: faster on GPUs, emulated and 2.4x slower a step on CPUs without bf16 units)."""
@@ -55,6 +57,8 @@ class LanguageModelTrainingConfig:
             raise ValueError("needs 0 < min_lr <= lr, weight_decay >= 0 and grad_clip >= 0")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ValueError("needs betas in [0, 1)")
+        if self.ns_steps < 1:
+            raise ValueError("needs ns_steps >= 1")
         if self.flops is not None and self.flops <= 0:
             raise ValueError("needs flops > 0 (or none)")
 
@@ -69,14 +73,17 @@ def cosine_learning_rate(config: LanguageModelTrainingConfig, step: int, total_s
 
 def optimizers(config: LanguageModelTrainingConfig, model: nn.Module) -> list[torch.optim.Optimizer]:
     """AdamW with weight decay on matrices only; with Muon, the blocks' matrices go to Muon instead."""
-    adamw = dict(lr=config.lr, betas=(config.beta1, config.beta2))
+    # fused: one kernel for every tensor's update (on a CPU 6.4 -> 2.7 ms a step for the small GPT's
+    # non-matrix parameters, 9 ms for all of them otherwise).
+    adamw = dict(lr=config.lr, betas=(config.beta1, config.beta2), fused=True)
     if config.optimizer == "adamw":
         return [torch.optim.AdamW(parameter_groups(model, config.weight_decay), **adamw)]
     net = getattr(model, "module", model)
     hidden = {id(p) for block in net.blocks for p in block.parameters() if p.ndim == 2}
     rest = [p for p in model.parameters() if id(p) not in hidden]
     muon = [p for p in model.parameters() if id(p) in hidden]
-    return [Muon(muon, lr=config.lr, weight_decay=config.weight_decay, ns_dtype=config.ns_dtype),
+    return [Muon(muon, lr=config.lr, weight_decay=config.weight_decay, ns_steps=config.ns_steps,
+                 ns_dtype=config.ns_dtype),
             torch.optim.AdamW([{"params": [p for p in rest if p.ndim > 1],
                                 "weight_decay": config.weight_decay},
                                {"params": [p for p in rest if p.ndim <= 1], "weight_decay": 0.0}], **adamw)]
