@@ -7,8 +7,7 @@ matches AdamW's update size is from Liu et al., "Muon is Scalable for LLM Traini
 Written out here rather than taken from ``torch.optim.Muon`` for one reason: torch orthogonalises in
 bfloat16, which is fast on a GPU and on CPUs with bf16 matrix units, but emulated, and 2.4x slower a
 GPT step, on CPUs without them. ``ns_dtype`` ('float32' or 'bfloat16', a name so that it checkpoints
-as plain data) chooses; with bfloat16 the trajectory is torch's to the
-bit (tests/test_muon.py).
+as plain data) chooses; with bfloat16 the trajectory is torch's to the bit (tests/test_muon.py).
 """
 
 from __future__ import annotations
