@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -131,9 +132,32 @@ def test_padding_is_not_attended_to():
     assert not torch.allclose(model(changed)[mask], model(ids)[mask], atol=1e-4)
 
 
+@torch.no_grad()
+def test_pre_ln_normalises_each_sublayer_input_and_the_output():
+    """norm="pre": x + F(LayerNorm(x)) per sub-layer, written out here with the layer's own modules,
+    and a final LayerNorm; the same weights in post-LN order compute something else."""
+    torch.manual_seed(0)
+    pre = Bert(dataclasses.replace(SMALL, norm="pre"), VOCAB).eval()
+    post = Bert(SMALL, VOCAB).eval()
+    assert set(pre.state_dict()) - set(post.state_dict()) == {"final_norm.weight", "final_norm.bias"}
+    for p in pre.parameters():  # sub-layers of BERT's initial scale barely move x: let them matter
+        p.mul_(5 if p.ndim == 2 else 1)
+    post.load_state_dict({k: v for k, v in pre.state_dict().items() if not k.startswith("final_norm")})
+    ids, mask = batch(3, 24, seed=6)
+    layer, x = pre.layers[0], torch.randn(3, 24, 32)
+    h = layer.norm1(x)
+    x1 = x + layer.attention(h, h, h, mask)
+    torch.testing.assert_close(layer(x, mask), x1 + layer.feed_forward(layer.norm2(x1)))
+    hidden = pre(ids, mask)
+    torch.testing.assert_close(hidden.mean(-1), torch.zeros(3, 24), atol=1e-5, rtol=0)  # normalised
+    assert not torch.allclose(hidden, post(ids, mask), atol=1e-3)
+    with pytest.raises(ValueError, match="post-LN only"):
+        to_hf_bert(pre, MaskedLMHead(pre), pre.config, VOCAB)
+
+
 @pytest.mark.parametrize("changes", [{"layers": 0}, {"heads": 3}, {"d_model": 0}, {"dropout": 1.0},
                                      {"dropout": -0.1}, {"max_positions": 0}, {"type_vocab": 0},
-                                     {"d_ff": 0}])
+                                     {"d_ff": 0}, {"norm": "sandwich"}])
 def test_bad_configs_are_one_line_value_errors(changes):
     with pytest.raises(ValueError) as e:
         BertConfig(**changes)

@@ -144,8 +144,16 @@ class BertConfig:
     at 128)."""
     type_vocab: int = 2
     """Segment (token type) embeddings: sentence A and sentence B."""
+    norm: str = "post"
+    """Where each sub-layer's LayerNorm sits. "post" is BERT's, x = LayerNorm(x + F(x)); "pre" is
+    x = x + F(LayerNorm(x)) with one more LayerNorm after the last layer (Xiong et al. 2020, "On Layer
+    Normalization in the Transformer Architecture"; GPT-2's, and the small-budget BERT of Geiping &
+    Goldstein 2022, "Cramming"): its gradients are well scaled at initialisation, so it needs no long
+    warm-up. Only "post" exports to Hugging Face's BERT, which has no pre-LN form."""
 
     def __post_init__(self) -> None:
+        if self.norm not in ("post", "pre"):
+            raise ValueError(f"norm {self.norm!r}: choose 'post' (BERT's) or 'pre'")
         sizes = (self.layers, self.heads, self.d_model, self.d_ff, self.max_positions, self.type_vocab)
         if min(sizes) < 1:
             raise ValueError("needs layers, heads, d_model, d_ff, max_positions and type_vocab >= 1")
@@ -157,7 +165,8 @@ class BertConfig:
 
 class BertLayer(nn.Module):
     """One encoder layer, post-LN as in BERT and the 2017 Transformer (section 3.1 of Vaswani et al.):
-    x = LayerNorm(x + Dropout(Attention(x))), then x = LayerNorm(x + Dropout(FFN(x))). The attention
+    x = LayerNorm(x + Dropout(Attention(x))), then x = LayerNorm(x + Dropout(FFN(x))); or pre-LN
+    (``norm="pre"``): x = x + Dropout(Attention(LayerNorm(x))), then the same for the FFN. The attention
     is the 2017 milestone's; the FFN's nonlinearity is GELU (Hendrycks & Gimpel 2016) instead of ReLU,
     the exact, erf form, as BERT's code computes it; LayerNorm's epsilon is BERT's 1e-12."""
 
@@ -169,8 +178,13 @@ class BertLayer(nn.Module):
                                           nn.Linear(c.d_ff, c.d_model))
         self.norm2 = nn.LayerNorm(c.d_model, eps=LAYER_NORM_EPS)
         self.dropout = nn.Dropout(c.dropout)
+        self.pre_norm = c.norm == "pre"
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.pre_norm:
+            h = self.norm1(x)
+            x = x + self.dropout(self.attention(h, h, h, mask))  # (B, L, d)
+            return x + self.dropout(self.feed_forward(self.norm2(x)))
         x = self.norm1(x + self.dropout(self.attention(x, x, x, mask)))  # (B, L, d)
         return self.norm2(x + self.dropout(self.feed_forward(x)))
 
@@ -191,6 +205,8 @@ class Bert(nn.Module):
         self.norm = nn.LayerNorm(d, eps=LAYER_NORM_EPS)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(BertLayer(config) for _ in range(config.layers))
+        # Pre-LN leaves the residual stream unnormalised; the heads expect it normalised, as post-LN gives.
+        self.final_norm = nn.LayerNorm(d, eps=LAYER_NORM_EPS) if config.norm == "pre" else None
         self.apply(init_weights)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None,
@@ -208,7 +224,7 @@ class Bert(nn.Module):
         for layer in self.layers:
             # Padding is masked as a key only: a padded position's own output is computed, unused.
             x = layer(x, mask)
-        return x
+        return x if self.final_norm is None else self.final_norm(x)
 
 
 def init_weights(module: nn.Module) -> None:

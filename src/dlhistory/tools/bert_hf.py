@@ -50,6 +50,9 @@ def to_hf_bert(model: Bert, head: MaskedLMHead, config: BertConfig,
                vocab_size: int) -> tuple[dict, dict[str, torch.Tensor]]:
     """(config.json's dict, state dict) of a ``transformers.BertForMaskedLM`` computing what ``head(
     model(ids, mask))`` computes, in eval mode. Tensors are detached, contiguous, fp32 copies."""
+    if config.norm != "post":
+        raise ValueError(f"model.norm={config.norm}: Hugging Face's BERT is post-LN only; export a run "
+                         "trained with model.norm=post")
     if head.decoder.weight is not model.token_embedding.weight:
         raise ValueError("the head's decoder is not tied to the model's token embedding")
     if model.vocab_size != vocab_size or model.config != config:
