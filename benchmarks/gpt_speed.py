@@ -144,6 +144,7 @@ def main() -> None:
             print(f"dlhistory's fastest mean time to {TARGET}: {mean / wall:.2f}x nanoGPT's mean wall "
                   "time for the whole recipe (goal: <= 0.5)")
 
+
 def shakespeare_text() -> Path:
     """The verified Tiny Shakespeare file dlhistory trains on, for nanoGPT's prepare.py."""
     from dlhistory.data.download import fetch
