@@ -102,6 +102,19 @@ def test_pretraining_corpus_holds_no_validation_or_test_sentence(built, data_dir
     assert data.corpus_tokens > len(corpus)  # reported: WordPiece tokens, without [CLS]/[SEP]
 
 
+def test_in_domain_weight_repeats_the_mr_training_sentences_in_the_stream_only(built, data_dir):
+    data = built[0]
+    heavier = polarity_data(PolarityConfig(in_domain_weight=3), Context(seed=0, data_dir=data_dir))
+    assert heavier.tokenizer.to_str() == data.tokenizer.to_str()  # learnt on the text, each sentence once
+    assert (heavier.corpus_size, heavier.corpus_tokens) == (data.corpus_size, data.corpus_tokens)
+    mr = sum(len(row) + 1 for row in polarity.pieces(data.tokenizer, data.text["train"]))  # with [SEP]
+    assert len(heavier.stream) == len(data.stream) + 2 * mr
+    assert torch.equal(heavier.stream[:mr], heavier.stream[mr:2 * mr])
+    assert torch.equal(heavier.stream[2 * mr:], data.stream)
+    with pytest.raises(ValueError, match="in_domain_weight 0"):
+        PolarityConfig(in_domain_weight=0)
+
+
 def test_label_budgets_are_nested_balanced_and_fixed_per_seed(built):
     labels = built[0].splits["train"].labels
     for seed in (0, 1):

@@ -73,11 +73,19 @@ class PolarityConfig:
     trained from scratch on the labels has)."""
     split_seed: int = 0
     """Seed of the one train/validation/test split; fixed so every run shares it."""
+    in_domain_weight: int = 1
+    """Times the MR training sentences appear in the pre-training stream, against once for the other
+    text: a mixture weight for the in-domain part (as the Pile weights its sources; Gururangan et al.
+    2020, "Don't Stop Pretraining", pre-train on the task's own unlabeled text). The tokenizer and the
+    corpus's size are those of the text itself, each sentence once."""
 
     def __post_init__(self) -> None:
         if self.vocab_size < 256 or self.max_length < 3:
             raise ValueError("needs vocab_size >= 256 (characters plus pieces) and max_length >= 3 "
                              "([CLS], a token, [SEP])")
+        if self.in_domain_weight < 1:
+            raise ValueError(f"in_domain_weight {self.in_domain_weight}: the times the MR training "
+                             "sentences appear in the pre-training stream, an integer >= 1")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -236,7 +244,7 @@ class PolarityData:
 
     def __init__(self, config: PolarityConfig, tokenizer: Tokenizer, text: dict[str, list[str]],
                  labels: dict[str, torch.Tensor], corpus_pieces: list[list[int]], seed: int, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, in_domain: int = 0):
         self.config, self.tokenizer, self.text = config, tokenizer, text
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.splits = {k: Labelled(*encode(tokenizer, text[k], config.max_length), labels[k]) for k in text}
@@ -245,7 +253,9 @@ class PolarityData:
         self.corpus_tokens = sum(map(len, corpus_pieces))
         """WordPiece tokens in the pre-training corpus (without [CLS]/[SEP], uncut)."""
         # The corpus as one stream of text, each sentence followed by [SEP]; pre-training reads windows.
-        self.stream = torch.tensor([t for row in corpus_pieces for t in (*row, SEP)], dtype=torch.long)
+        # The first ``in_domain`` sentences (MR's training split) appear ``in_domain_weight`` times.
+        weighted = corpus_pieces[:in_domain] * config.in_domain_weight + corpus_pieces[in_domain:]
+        self.stream = torch.tensor([t for row in weighted for t in (*row, SEP)], dtype=torch.long)
         self._epoch: tuple = (None, -1)  # (budget, epoch) of the cached order below
         self._epoch_order = torch.empty(0, dtype=torch.long)
         self._budgets: dict[int, torch.Tensor] = {}
@@ -351,7 +361,7 @@ def polarity_data(config: PolarityConfig, ctx) -> PolarityData:
     tokenizer, corpus_pieces = tokenised(tuple(corpus or text["train"]), config.vocab_size)
     split_labels = {k: labels[index] for k, index in parts.items()}
     return PolarityData(config, tokenizer, text, split_labels, corpus_pieces if corpus else [], ctx.seed,
-                        ctx.rank, getattr(ctx, "world_size", 1))
+                        ctx.rank, getattr(ctx, "world_size", 1), in_domain=len(text["train"]))
 
 
 @functools.lru_cache(maxsize=4)
