@@ -48,7 +48,7 @@ class PretrainingConfig:
 
     steps: int = 3000
     batch_size: int = 32
-    """Windows of ``data.max_length`` tokens per step (cpu: 3,000 steps of 32 x 64 tokens are 6.1M
+    """Windows of ``data.max_length`` tokens per step (3,000 steps of 32 x 64 tokens are 6.1M
     tokens, about 6 passes over the corpus)."""
     lr: float = 5e-4
     warmup_steps: int = 300
