@@ -124,8 +124,9 @@ def mask_tokens(ids: torch.Tensor, mask: torch.Tensor, vocab_size: int, generato
 @dataclass(frozen=True)
 class BertConfig:
     """Sizes of BERT. The default is BERT-Mini (4 layers, d_model 256; Turc et al. 2019, "Well-Read
-    Students Learn Better"), the cpu size; BERT-Small is 4 layers of 512 (8 heads, d_ff 2048) and
-    BERT-base 12 layers of 768 (12 heads, d_ff 3072, 512 positions)."""
+    Students Learn Better"); the cpu preset narrows it to d_model 192 (3 heads of 64); BERT-Small, the
+    full preset, is 4 layers of 512 (8 heads, d_ff 2048) and BERT-base 12 layers of 768 (12 heads, d_ff
+    3072, 512 positions)."""
 
     layers: int = 4
     """Encoder layers (BERT's L)."""
