@@ -379,10 +379,11 @@ class RandomDecoder(ToyModel):
         self.table[:, :, EOS] += torch.linspace(-4, 8, steps)[:, None]
         self.by_source = torch.randn(V, V) * 2
         self.table[..., PAD] = self.table[..., BOS] = float("-inf")
-        self.steps = 0
+        self.steps = self.rows = 0
 
     def step(self, memory, state, previous):
         self.steps += 1
+        self.rows += len(previous)
         logits = self.table[state["t"], previous] + self.by_source[memory["source"][:, 0]]
         return logits, {"t": state["t"] + 1}, None
 
@@ -458,3 +459,12 @@ def test_the_judge_reports_equal_time_beside_the_equal_flops_claim(tmp_path):
     headers, rows = verdict.table
     assert "within 6.7 min" in headers[-1]
     assert rows == (("attention", "10.0", "4.00e+13", "15.00"), ("encdec", "6.7", "4.00e+13", "16.00"))
+
+
+def test_decided_sentences_leave_the_batch_and_no_translation_changes():
+    source = torch.arange(4, 12)[:, None]
+    compact_model, full_model = RandomDecoder(), RandomDecoder()
+    compact = beam_search(compact_model, source, beam=3, extra_length=14)
+    full = beam_search(full_model, source, beam=3, extra_length=14, attention=True)  # keeps every row
+    assert torch.equal(compact.ids, full.ids)
+    assert compact_model.steps == full_model.steps and compact_model.rows < full_model.rows

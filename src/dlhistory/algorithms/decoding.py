@@ -63,28 +63,33 @@ def beam_search(model, source: torch.Tensor, beam: int = 5, alpha: float = 0.6, 
 
     Output length is at most the source length + ``extra_length`` (Vaswani et al. 2017, section 6.1).
     ``settle`` stops each sentence once it is decided (:func:`settled`); the result is the same.
+    A decided sentence leaves the batch, so the steps after it cost only what the open sentences need
+    (the attention maps, kept for figures, keep every sentence to the end).
     """
     B, S = source.shape
-    K, rows = beam, torch.arange(B * beam, device=source.device)
-    memory = select(model.encode(source), rows // K)  # each sentence repeated K times
+    K, device = beam, source.device
+    memory = select(model.encode(source), torch.arange(B * K, device=device) // K)  # each sentence K times
     state = model.start(memory)
     # Only the first beam is live at the start, or the K beams would be K copies of one hypothesis.
-    scores = torch.full((B, K), float("-inf"), device=source.device)
+    scores = torch.full((B, K), float("-inf"), device=device)
     scores[:, 0] = 0.0
-    tokens = torch.full((B * K, 1), BOS, dtype=torch.long, device=source.device)
-    finished = torch.zeros(B * K, dtype=torch.bool, device=source.device)
-    lengths = torch.zeros(B * K, dtype=torch.long, device=source.device)
+    tokens = torch.full((B * K, 1), BOS, dtype=torch.long, device=device)
+    finished = torch.zeros(B * K, dtype=torch.bool, device=device)
+    lengths = torch.zeros(B * K, dtype=torch.long, device=device)
     maps = []
+    open_sentences = torch.arange(B, device=device)  # which sentence of ``source`` each row block is
+    best_ids: list[torch.Tensor | None] = [None] * B
     for _ in range(S + extra_length):
+        n = len(open_sentences)
         logits, state, weights = model.step(memory, state, tokens[:, -1])
         logp = torch.log_softmax(logits.float(), -1)
         # A finished hypothesis only extends with padding, at no cost, so its score stays fixed.
         logp[finished] = float("-inf")
         logp[finished, PAD] = 0.0
         V = logp.shape[-1]
-        candidates = (scores.view(B, K, 1) + logp.view(B, K, V)).view(B, K * V)
+        candidates = (scores.view(n, K, 1) + logp.view(n, K, V)).view(n, K * V)
         scores, flat = candidates.topk(K, dim=1)
-        parent = (flat // V + torch.arange(B, device=source.device)[:, None] * K).view(-1)
+        parent = (flat // V + torch.arange(n, device=device)[:, None] * K).view(-1)
         token = (flat % V).view(-1)
         tokens = torch.cat([tokens.index_select(0, parent), token[:, None]], 1)
         state = select(state, parent)
@@ -95,10 +100,34 @@ def beam_search(model, source: torch.Tensor, beam: int = 5, alpha: float = 0.6, 
         finished = was_finished | (token == EOS)
         if settle:
             finished |= settled(scores.view(-1), lengths, finished, K, S + extra_length, alpha)
-        if bool(finished.all()):
+        decided = finished.view(n, K).all(1)
+        if bool(decided.all()):
             break
-    best = (scores.view(-1) / length_penalty(lengths, alpha)).view(B, K).argmax(1)
-    pick = torch.arange(B, device=source.device) * K + best
-    ids = tokens.index_select(0, pick)[:, 1:]
-    maps_out = torch.stack(maps, 1).index_select(0, pick) if maps else None
-    return Hypotheses(ids, maps_out)
+        if decided.any() and not attention:
+            _keep_best(best_ids, open_sentences[decided], _best(scores, lengths, tokens, decided, alpha))
+            rows = (~decided).repeat_interleave(K).nonzero().view(-1)
+            memory, state = select(memory, rows), select(state, rows)
+            tokens, finished, lengths = tokens[rows], finished[rows], lengths[rows]
+            scores, open_sentences = scores[~decided], open_sentences[~decided]
+    everyone = torch.ones(len(open_sentences), dtype=torch.bool, device=device)
+    _keep_best(best_ids, open_sentences, _best(scores, lengths, tokens, everyone, alpha))
+    ids = torch.nn.utils.rnn.pad_sequence(best_ids, batch_first=True, padding_value=PAD)
+    if not maps:
+        return Hypotheses(ids, None)
+    pick = torch.arange(B, device=device) * K + (scores / length_penalty(lengths, alpha).view(B, K)).argmax(1)
+    return Hypotheses(ids, torch.stack(maps, 1).index_select(0, pick))
+
+
+def _best(scores: torch.Tensor, lengths: torch.Tensor, tokens: torch.Tensor, sentences: torch.Tensor,
+          alpha: float) -> torch.Tensor:
+    """The highest length-normalised hypothesis of each of ``sentences`` (a mask over the open
+    sentences), without the leading <s>: (sentences chosen, steps so far)."""
+    n, K = scores.shape
+    normalised = scores / length_penalty(lengths, alpha).view(n, K)
+    pick = torch.arange(n, device=scores.device) * K + normalised.argmax(1)
+    return tokens.index_select(0, pick[sentences])[:, 1:]
+
+
+def _keep_best(best_ids: list, sentences: torch.Tensor, ids: torch.Tensor) -> None:
+    for sentence, row in zip(sentences.tolist(), ids, strict=True):
+        best_ids[sentence] = row
