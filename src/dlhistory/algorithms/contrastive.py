@@ -174,14 +174,20 @@ class LinearProbe:
 
         x, y = self._split("train")
         self.scaler = StandardScaler().fit(x)
-        val_x, val_y = self._split("val")
-        best = None
+        x, (val_x, val_y) = self.scaler.transform(x), self._split("val")
+        val_x, best = self.scaler.transform(val_x), None
         # numpy's BLAS threads as many as torch's: its own default spins on a core another process
         # computes on (a fit of 20,000 x 16 features took 190 s with two threads beside the review).
+        # The Cs are fitted from the most regularised up, each fit starting where the last one stopped
+        # (a regularisation path): the same stopping rule, a third of the time with all 55,000 labels.
+        previous = None
         with threadpool_limits(torch.get_num_threads()):
-            for C in self.config.Cs:
-                fitted = LogisticRegression(C=C, max_iter=2000).fit(self.scaler.transform(x), y)
-                accuracy = float(np.mean(fitted.predict(self.scaler.transform(val_x)) == val_y))
+            for C in sorted(self.config.Cs):
+                fitted = LogisticRegression(C=C, max_iter=2000, warm_start=True)
+                if previous is not None:
+                    fitted.coef_, fitted.intercept_ = previous.coef_.copy(), previous.intercept_.copy()
+                previous = fitted.fit(x, y)
+                accuracy = float(np.mean(fitted.predict(val_x) == val_y))
                 if best is None or accuracy > best[0]:  # ties: the smaller C, tried first
                     best = (accuracy, C, fitted)
         _, self.C, self.classifier = best

@@ -335,7 +335,11 @@ def _embedding(m: Milestone, run_dir: str):
 # ================================================================================================
 # Presets and the milestone.
 
-CPU = Recipe(DATA, MODEL, LOSS, ALGORITHM)
+# The cpu preset pre-trains 500 steps of 128 images (about 1.2 passes over the 55,000), chosen on
+# validation so that three seeds fit the review's budget: at an equal ~9 minutes a seed, this encoder at
+# batch 128 gave an all-labels probe of 84.5% (validation), one of half the widths at batch 256 80.4%.
+CPU = Recipe(DATA, MODEL, LOSS, ALGORITHM.with_config(ContrastiveThenProbeConfig(
+    ContrastiveConfig(steps=500, batch_size=128, warmup_steps=50))))
 SMOKE_IMAGES = FashionMNISTConfig(train_size=512, val_size=500, test_size=500, train_eval_size=500)
 SMOKE = Recipe(
     DATA.with_config(ViewsConfig(SMOKE_IMAGES)),
