@@ -14,8 +14,8 @@ browser:  # headless Chromium for the review page's browser test (where apt-get 
 review: install
 	$(BIN)/dlhistory review --preset $(PRESET) $(if $(SEEDS),--seeds $(SEEDS))
 
-test: install browser
-	$(BIN)/python -m pytest
+test: install browser  # one worker per core, each test file on one worker (its fixtures built once)
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 test-slow: install
 	$(BIN)/python -m pytest -m slow -v

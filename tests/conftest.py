@@ -12,6 +12,11 @@ import pytest
 # kept once for every test, whatever cache a test empties for itself; the file names carry versions.
 os.environ.setdefault("DLHISTORY_MEASURES", str(Path(tempfile.gettempdir()) / "dlhistory-test-measures"))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # make test: one worker per core, so one thread per worker
+    import torch
+
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
