@@ -149,7 +149,9 @@ ALGORITHM = Component("sgd-momentum", minibatch_sgd, SGD)
 # ================================================================================================
 # The claim: the degradation experiment of Figure 6, on the final training loss.
 
-DEPTHS = {"smoke": (1, 2), "cpu": (1, 3, 5), "full": (1, 3, 5, 9)}
+# The claim reads the shallowest and the deepest; at the cpu preset the 20-layer nets between them
+# (a third of the compute) were drawn in the figure only, so they are left to the full preset.
+DEPTHS = {"smoke": (1, 2), "cpu": (1, 5), "full": (1, 3, 5, 9)}
 
 
 def depth_points(milestone: Milestone, preset: str) -> list[Point]:
