@@ -104,30 +104,26 @@ def beam_search(model, source: torch.Tensor, beam: int = 5, alpha: float = 0.6, 
         if bool(decided.all()):
             break
         if decided.any() and not attention:
-            _keep_best(best_ids, open_sentences[decided], _best(scores, lengths, tokens, decided, alpha))
+            _keep(best_ids, open_sentences[decided], tokens, _best_rows(scores, lengths, alpha)[decided])
             rows = (~decided).repeat_interleave(K).nonzero().view(-1)
             memory, state = select(memory, rows), select(state, rows)
             tokens, finished, lengths = tokens[rows], finished[rows], lengths[rows]
             scores, open_sentences = scores[~decided], open_sentences[~decided]
-    everyone = torch.ones(len(open_sentences), dtype=torch.bool, device=device)
-    _keep_best(best_ids, open_sentences, _best(scores, lengths, tokens, everyone, alpha))
+    best = _best_rows(scores, lengths, alpha)
+    _keep(best_ids, open_sentences, tokens, best)
     ids = torch.nn.utils.rnn.pad_sequence(best_ids, batch_first=True, padding_value=PAD)
-    if not maps:
-        return Hypotheses(ids, None)
-    pick = torch.arange(B, device=device) * K + (scores / length_penalty(lengths, alpha).view(B, K)).argmax(1)
-    return Hypotheses(ids, torch.stack(maps, 1).index_select(0, pick))
+    # With maps nothing left the batch, so ``best`` indexes every sentence's rows.
+    return Hypotheses(ids, torch.stack(maps, 1).index_select(0, best) if maps else None)
 
 
-def _best(scores: torch.Tensor, lengths: torch.Tensor, tokens: torch.Tensor, sentences: torch.Tensor,
-          alpha: float) -> torch.Tensor:
-    """The highest length-normalised hypothesis of each of ``sentences`` (a mask over the open
-    sentences), without the leading <s>: (sentences chosen, steps so far)."""
+def _best_rows(scores: torch.Tensor, lengths: torch.Tensor, alpha: float) -> torch.Tensor:
+    """The row of each open sentence's highest length-normalised hypothesis."""
     n, K = scores.shape
     normalised = scores / length_penalty(lengths, alpha).view(n, K)
-    pick = torch.arange(n, device=scores.device) * K + normalised.argmax(1)
-    return tokens.index_select(0, pick[sentences])[:, 1:]
+    return torch.arange(n, device=scores.device) * K + normalised.argmax(1)
 
 
-def _keep_best(best_ids: list, sentences: torch.Tensor, ids: torch.Tensor) -> None:
-    for sentence, row in zip(sentences.tolist(), ids, strict=True):
-        best_ids[sentence] = row
+def _keep(best_ids: list, sentences: torch.Tensor, tokens: torch.Tensor, rows: torch.Tensor) -> None:
+    """Store the hypotheses ``rows`` of ``tokens`` (without the leading <s>) as ``sentences``' output."""
+    for sentence, ids in zip(sentences.tolist(), tokens.index_select(0, rows)[:, 1:], strict=True):
+        best_ids[sentence] = ids
