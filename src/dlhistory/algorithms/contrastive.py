@@ -174,8 +174,10 @@ class LinearProbe:
 
         x, y = self._split("train")
         self.scaler = StandardScaler().fit(x)
-        x, (val_x, val_y) = self.scaler.transform(x), self._split("val")
-        val_x, best = self.scaler.transform(val_x), None
+        x = self.scaler.transform(x)
+        val_x, val_y = self._split("val")
+        val_x = self.scaler.transform(val_x)
+        best = None
         # numpy's BLAS threads as many as torch's: its own default spins on a core another process
         # computes on (a fit of 20,000 x 16 features took 190 s with two threads beside the review).
         # The Cs are fitted from the most regularised up, each fit starting where the last one stopped

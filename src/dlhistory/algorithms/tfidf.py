@@ -85,32 +85,32 @@ class TfidfFit:
     def update(self, step: int) -> dict[str, float]:
         from sklearn.linear_model import LogisticRegression
 
-        train = [self.data.text["train"][i] for i in self.index.tolist()]
-        labels = self.data.splits["train"].labels[self.index].cpu().numpy()
+        train, labels = self._split("train")
         features = self.model.vectorizer.fit_transform(train)
-        val = self.model.vectorizer.transform(self.data.text["val"])
+        val, val_labels = self._split("val")
+        val = self.model.vectorizer.transform(val)
         scored = []
         with threadpool_limits(torch.get_num_threads()):  # numpy's BLAS spins on a busy core otherwise
             for C in self.loss.Cs:
                 fitted = LogisticRegression(C=C, max_iter=1000).fit(features, labels)
-                scored.append((self._accuracy(fitted, val, "val"), -C, fitted))  # ties: the smaller C
+                accuracy = float(np.mean(fitted.predict(val) == val_labels))
+                scored.append((accuracy, -C, fitted))  # ties: the smaller C
         accuracy, minus_c, self.model.classifier = max(scored, key=lambda s: s[:2])
         self.model.parameter_count = int(self.model.classifier.coef_.size + 1)
         self.C = -minus_c
         return {"C": self.C, "val_accuracy": accuracy}
 
-    def _accuracy(self, classifier, features, split: str) -> float:
-        return float(np.mean(classifier.predict(features) == self.data.splits[split].labels.cpu().numpy()))
+    def _split(self, split: str) -> tuple[list[str], np.ndarray]:
+        """The sentences and labels of ``split``; for 'train', those of the label budget."""
+        sentences, labels = self.data.text[split], self.data.splits[split].labels
+        if split == "train":
+            sentences, labels = [sentences[i] for i in self.index.tolist()], labels[self.index]
+        return sentences, labels.cpu().numpy()
 
     def evaluate(self, split: str) -> dict[str, float]:
-        sentences = self.data.text[split]
-        if split == "train":
-            sentences = [sentences[i] for i in self.index.tolist()]
-            labels = self.data.splits["train"].labels[self.index].cpu().numpy()
-            return {"accuracy": float(np.mean(self.model.classifier.predict(
-                self.model.vectorizer.transform(sentences)) == labels))}
-        return {"accuracy": self._accuracy(self.model.classifier, self.model.vectorizer.transform(sentences),
-                                           split)}
+        sentences, labels = self._split(split)
+        predicted = self.model.classifier.predict(self.model.vectorizer.transform(sentences))
+        return {"accuracy": float(np.mean(predicted == labels))}
 
     def provenance(self) -> dict[str, float]:
         return {"C": self.C}
