@@ -135,12 +135,19 @@ def test_the_review_rewrites_the_page_after_every_milestone(tmp_path: Path, monk
     milestones = catalogue.CATALOGUE[:3]
     seen = []
 
-    def fake_compare(m, preset, seeds, log, out_dir, **options):
-        seen.append(re.findall(r'<span class="badge (\S+)">', (tmp_path / "index.html").read_text()))
-        return Comparison(m, preset, [0], verdict=Verdict("not judged", "smoke only proves the code runs"))
+    def fake_runs(batches, workers, log, reuse):  # every run of every milestone, in the timeline's order
+        for k, batch in enumerate(batches):
+            for i in range(len(batch.runs)):
+                yield k, i, {"status": "complete"}
 
-    monkeypatch.setattr(comparison, "compare", fake_compare)
-    comparison.review(milestones, "smoke", 1, log=lambda _: None, out_dir=tmp_path)
+    def fake_conclude(self, finished, out_dir, options):
+        seen.append(re.findall(r'<span class="badge (\S+)">', (tmp_path / "index.html").read_text()))
+        return Comparison(self.comparison.milestone, "smoke", [0],
+                          verdict=Verdict("not judged", "smoke only proves the code runs"))
+
+    monkeypatch.setattr(comparison, "execute_all", fake_runs)
+    monkeypatch.setattr(comparison.Experiment, "conclude", fake_conclude)
+    comparison.review(milestones, "smoke", 1, log=lambda _: None, out_dir=tmp_path, workers=1)
     strips = [s[:len(milestones)] for s in seen]  # the strip comes first: one badge per milestone
     assert strips == [["pending"] * 3, ["not-judged", "pending", "pending"],
                       ["not-judged", "not-judged", "pending"]]

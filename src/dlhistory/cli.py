@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="MILESTONE", help="review only these milestones")
     p.add_argument("--lang", default="en", choices=LANGUAGES,
                    help="the page's language: en, or ko (the lecture's Korean) (default en)")
-    _workers_arg(p)
+    _workers_arg(p, "one per core on the CPU, each with one thread; one on a GPU")
     _force_arg(p)
     _run_args(p)
     p.set_defaults(handler=cmd_review)

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError
-from .pool import execute
+from .pool import Batch, execute, execute_all
 from .records import atomic_write_text, write_json
 from .runner import RunOptions
-from .spec import Metric, Milestone, Verdict
+from .spec import Metric, Milestone, Point, Verdict
 
 
 @dataclass
@@ -173,27 +173,52 @@ def compare(milestone: Milestone, preset: str = "cpu", seeds: int | None = None,
     or one per core for an experiment of many small runs (``Claim.parallel``). ``reuse`` takes runs
     already made by this code with the same configs and seeds instead of repeating them.
     """
-    start = time.perf_counter()
-    seeds = seeds or milestone.claim.seeds
-    comparison = Comparison(milestone, preset, list(range(first_seed, first_seed + seeds)),
-                            overrides=tuple(overrides))
-    cells = [(point, seed) for point in milestone.points(preset)
-             for seed in comparison.seeds[:point.seeds]]  # None: every seed
-    runs = [RunOptions(preset=preset, variant=point.variant, seed=seed,
-                       overrides=(*overrides, *point.overrides),
-                       label=point.label.replace("=", "").replace(" ", ""), **options)
-            for point, seed in cells]
+    experiment = Experiment.plan(milestone, preset, seeds, first_seed, tuple(overrides), options)
     if workers is None:
         workers = (os.cpu_count() or 1) if milestone.claim.parallel else 1
-    names = [f"{point.name} seed {seed}" for point, seed in cells]
-    finished = dict(execute(milestone, runs, workers, log=log, names=names, reuse=reuse))
-    for i, (point, _) in enumerate(cells):  # in the experiment's order, whatever order they finished in
-        comparison.results.setdefault(point.name, []).append(finished[i])
-    comparison.verdict = decide(milestone, preset, seeds, comparison.results)
-    comparison.seconds = time.perf_counter() - start
-    default = Path(options.get("runs_dir", "runs")) / milestone.key / f"compare-{_stamp(preset)}"
-    save(comparison, Path(out_dir) if out_dir else default)
-    return comparison
+    finished = dict(execute(milestone, experiment.batch.runs, workers, log=log, names=experiment.batch.names,
+                            reuse=reuse))
+    return experiment.conclude(finished, out_dir, options)
+
+
+@dataclass
+class Experiment:
+    """A comparison being made: its cells (point, seed), the runs that fill them, and when it began."""
+
+    comparison: Comparison
+    cells: list[tuple[Point, int]]
+    batch: Batch
+    start: float
+
+    @classmethod
+    def plan(cls, milestone: Milestone, preset: str, seeds: int | None, first_seed: int,
+             overrides: tuple[str, ...], options: dict[str, Any]) -> Experiment:
+        start = time.perf_counter()
+        seeds = seeds or milestone.claim.seeds
+        comparison = Comparison(milestone, preset, list(range(first_seed, first_seed + seeds)),
+                                overrides=overrides)
+        cells = [(point, seed) for point in milestone.points(preset)
+                 for seed in comparison.seeds[:point.seeds]]  # None: every seed
+        runs = [RunOptions(preset=preset, variant=point.variant, seed=seed,
+                           overrides=(*overrides, *point.overrides),
+                           label=point.label.replace("=", "").replace(" ", ""), **options)
+                for point, seed in cells]
+        names = [f"{point.name} seed {seed}" for point, seed in cells]
+        return cls(comparison, cells, Batch(milestone, runs, names), start)
+
+    def conclude(self, finished: Mapping[int, dict], out_dir: str | Path | None,
+                 options: Mapping[str, Any]) -> Comparison:
+        """The results in the experiment's order (whatever order they finished in), the verdict, and
+        the summaries and figures saved."""
+        comparison, milestone = self.comparison, self.comparison.milestone
+        for i, (point, _) in enumerate(self.cells):
+            comparison.results.setdefault(point.name, []).append(finished[i])
+        comparison.verdict = decide(milestone, comparison.preset, len(comparison.seeds), comparison.results)
+        comparison.seconds = time.perf_counter() - self.start
+        runs_dir = Path(options.get("runs_dir", "runs"))
+        out = Path(out_dir) if out_dir else runs_dir / milestone.key / f"compare-{_stamp(comparison.preset)}"
+        save(comparison, out)
+        return comparison
 
 
 def save(comparison: Comparison, out_dir: Path) -> dict[str, Path]:
@@ -255,10 +280,15 @@ class Review:
 
 
 def review(milestones: tuple[Milestone, ...], preset: str = "cpu", seeds: int | None = None, log=print,
-           out_dir: str | Path | None = None, lang: str = "en", **options: Any) -> Review:
+           out_dir: str | Path | None = None, lang: str = "en", workers: int | None = None,
+           reuse: bool = True, **options: Any) -> Review:
     """Compare every milestone of the timeline and write the review's summaries and its page (into
     ``out_dir``; default ``runs/review/<preset>-<time>``), rewritten after each milestone so that a long
-    review shows its results as they come. Unavailable data skips an entry, never the review."""
+    review shows its results as they come. Unavailable data skips an entry, never the review.
+
+    Every milestone's runs share one set of ``workers`` (default: one per core on the CPU, each with
+    one thread, as small models use two threads poorly; one on a GPU), in the timeline's order, so no
+    worker waits for the slowest run of one milestone while the next milestone's runs are ready."""
     start = time.perf_counter()
     for m in milestones:  # an unknown preset fails before anything is written (it names the folder)
         m.recipe(preset)
@@ -266,16 +296,36 @@ def review(milestones: tuple[Milestone, ...], preset: str = "cpu", seeds: int | 
     out = Path(out_dir) if out_dir else Path(runs_dir) / "review" / _stamp(preset)
     result = Review(preset, seeds, [], lang=lang)
     _save_review(result, out, pending=milestones)  # the page exists from the start: every entry pending
-    for i, m in enumerate(milestones):
-        try:
-            result.entries.append(ReviewEntry(m, compare(m, preset, seeds, log=log, out_dir=out / m.key,
-                                                         **options)))
-        except DataError as e:
-            log(f"[{m.key}] skipped: {_short(e)}")
-            result.entries.append(ReviewEntry(m, skipped=str(e)))
+    experiments = [Experiment.plan(m, preset, seeds, 0, (), options) for m in milestones]
+    finished: list[dict[int, dict]] = [{} for _ in milestones]
+    entries: dict[int, ReviewEntry] = {}
+    if workers is None:
+        workers = review_workers(options.get("device", "auto"))
+    for k, i, outcome in execute_all([e.batch for e in experiments], workers, log, reuse):
+        m = milestones[k]
+        if k in entries:  # skipped already: a run that was under way when another failed
+            continue
+        if isinstance(outcome, DataError):
+            log(f"[{m.key}] skipped: {_short(outcome)}")
+            entries[k] = ReviewEntry(m, skipped=str(outcome))
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            finished[k][i] = outcome
+            if len(finished[k]) < len(experiments[k].cells):
+                continue
+            entries[k] = ReviewEntry(m, experiments[k].conclude(finished[k], out / m.key, options))
+        result.entries = [entries[j] for j in sorted(entries)]
         result.seconds = time.perf_counter() - start
-        _save_review(result, out, pending=milestones[i + 1:])
+        _save_review(result, out, pending=tuple(m for j, m in enumerate(milestones) if j not in entries))
     return result
+
+
+def review_workers(device: str) -> int:
+    """A review's default workers: one per core on the CPU, one on a GPU."""
+    from .hardware import resolve
+
+    return 1 if resolve(device, "auto")[0].type != "cpu" else (os.cpu_count() or 1)
 
 
 def _short(error: Exception) -> str:

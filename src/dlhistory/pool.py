@@ -1,4 +1,4 @@
-"""Many runs at once: a comparison's points and a sweep's grid.
+"""Many runs at once: a comparison's points, a sweep's grid, a review's milestones.
 
 With one worker the runs go one after another in this process, each with every core and a progress
 bar. With more, they run in fresh worker processes that split the cores between them (small models use
@@ -48,6 +48,22 @@ def made_before(milestone: Milestone, options: RunOptions,
     return found, dataclasses.replace(options, resume=str(interrupted)) if interrupted else options
 
 
+@dataclasses.dataclass
+class Batch:
+    """One milestone's runs (with their names in the log) among the several that :func:`execute_all`
+    shares the workers between."""
+
+    milestone: Milestone
+    runs: list[RunOptions]
+    names: list[str] | None = None
+
+    def name(self, i: int) -> str:
+        if self.names:
+            return self.names[i]
+        o = self.runs[i]
+        return f"{o.variant or self.milestone.variant} {' '.join(o.overrides)} seed {o.seed}"
+
+
 def execute(milestone: Milestone, runs: list[RunOptions], workers: int = 1,
             log: Callable[[str], None] = print, names: list[str] | None = None, reuse: bool = True
             ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -56,42 +72,96 @@ def execute(milestone: Milestone, runs: list[RunOptions], workers: int = 1,
     Every distinct recipe is built from its overrides first, so a bad key or value fails before any
     run starts (and not in a worker, halfway through).
     """
-    for options in {(o.variant, o.overrides): o for o in runs}.values():
-        load_recipe(milestone, options.preset, options.variant, options.overrides)
-    names = names or [f"{o.variant or milestone.variant} {' '.join(o.overrides)} seed {o.seed}" for o in runs]
+    for _, i, result in execute_all([Batch(milestone, list(runs), names)], workers, log, reuse):
+        if isinstance(result, BaseException):
+            raise result
+        yield i, result
+
+
+def execute_all(batches: list[Batch], workers: int = 1, log: Callable[[str], None] = print,
+                reuse: bool = True) -> Iterator[tuple[int, int, dict[str, Any] | Exception]]:
+    """The runs of several milestones in one set of workers: yield ``(batch, index, result)`` as each
+    finishes (reused ones first), so that no worker waits for the slowest run of one milestone while
+    the next milestone's runs are ready. A run that raises (its data could not be had, a bad override)
+    yields its exception as the result, and the batch's runs that have not started are cancelled."""
     todo = []
-    runs = list(runs)
+    for k, batch in enumerate(batches):
+        for options in {(o.variant, o.overrides): o for o in batch.runs}.values():
+            load_recipe(batch.milestone, options.preset, options.variant, options.overrides)
+        for i, result in _reused(batch, reuse, log):
+            if result is None:
+                todo.append((k, i))
+            else:
+                yield k, i, result
+    if workers <= 1:
+        yield from _in_turn(batches, todo, log)
+    else:
+        yield from _in_workers(batches, todo, workers, log)
+
+
+def _reused(batch: Batch, reuse: bool, log: Callable[[str], None]) -> Iterator[tuple[int, dict | None]]:
+    """(index, the finished run of this code) for each run of ``batch``, None for those still to run
+    (made to resume an interrupted run of the same identity where there is one)."""
+    milestone, runs = batch.milestone, batch.runs
     made = {v: runs_by_identity(o.runs_dir, milestone.key, v)
             for v, o in {o.variant or milestone.variant: o for o in runs}.items()} if reuse else {}
     for i, options in enumerate(runs):
         if not reuse:
-            todo.append(i)
+            yield i, None
             continue
         found, runs[i] = made_before(milestone, options, made[options.variant or milestone.variant])
         if found is None:
-            todo.append(i)
             if runs[i].resume:
-                log(f"[{milestone.key} {options.preset}] {names[i]}: continuing {runs[i].resume}")
+                log(f"[{milestone.key} {options.preset}] {batch.name(i)}: continuing {runs[i].resume}")
+            yield i, None
             continue
-        log(f"[{milestone.key} {options.preset}] {names[i]}: reused {found['run_dir']}")
+        log(f"[{milestone.key} {options.preset}] {batch.name(i)}: reused {found['run_dir']}")
         yield i, found
-    if workers <= 1:
-        for done, i in enumerate(todo, 1):
-            log(f"[{milestone.key} {runs[i].preset}] {names[i]} ({done}/{len(todo)})")
-            yield i, run_point(milestone, runs[i])
-        return
+
+
+def _in_turn(batches: list[Batch], todo: list[tuple[int, int]], log: Callable[[str], None]
+             ) -> Iterator[tuple[int, int, dict[str, Any] | Exception]]:
+    """One run after another in this process, each with every core."""
+    failed = set()
+    for done, (k, i) in enumerate(todo, 1):
+        if k in failed:
+            continue
+        batch = batches[k]
+        log(f"[{batch.milestone.key} {batch.runs[i].preset}] {batch.name(i)} ({done}/{len(todo)})")
+        try:
+            result = run_point(batch.milestone, batch.runs[i])
+        except Exception as e:  # the caller decides: one milestone's failure is not the others'
+            failed.add(k)
+            result = e
+        yield k, i, result
+
+
+def _in_workers(batches: list[Batch], todo: list[tuple[int, int]], workers: int,
+                log: Callable[[str], None]) -> Iterator[tuple[int, int, dict[str, Any] | Exception]]:
+    """The runs in ``workers`` fresh processes that split the cores, in the order given."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")  # a clean interpreter per worker, torch-safe
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
                                                   initargs=(threads,))
     try:
-        futures = {pool.submit(_worker, milestone.key, dataclasses.replace(runs[i], progress=False)): i
-                   for i in todo}
-        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            i = futures[future]
-            result = future.result()
-            log(f"[{milestone.key} {runs[i].preset}] done {names[i]} ({done}/{len(todo)})")
-            yield i, result
+        futures = {pool.submit(_worker, batches[k].milestone.key,
+                               dataclasses.replace(batches[k].runs[i], progress=False)): (k, i)
+                   for k, i in todo}
+        finished = concurrent.futures.as_completed(futures)
+        for done, future in enumerate(finished, 1):
+            k, i = futures[future]
+            batch = batches[k]
+            try:
+                result = future.result()
+            except concurrent.futures.CancelledError:
+                continue
+            except Exception as e:  # as in _in_turn
+                result = e
+                for other, (k2, _) in futures.items():
+                    if k2 == k:
+                        other.cancel()  # only those not started yet
+            log(f"[{batch.milestone.key} {batch.runs[i].preset}] done {batch.name(i)} ({done}/{len(todo)})")
+            yield k, i, result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error or Ctrl-C, queued runs never start
 

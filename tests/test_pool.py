@@ -1,0 +1,43 @@
+"""The pool: several milestones' runs in one set of workers, where one milestone's failure stops only its
+own runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from dlhistory import catalogue, pool
+from dlhistory.errors import DataError
+from dlhistory.runner import RunOptions
+
+
+def _batches(tmp_path) -> list[pool.Batch]:
+    return [pool.Batch(catalogue.get(key), [RunOptions(preset="smoke", seed=s, runs_dir=str(tmp_path))
+                                            for s in range(3)])
+            for key in ("alexnet", "resnet")]
+
+
+@pytest.fixture
+def first_alexnet_run_lacks_data(monkeypatch):
+    started = []
+
+    def fake_run(milestone, options):
+        started.append((milestone.key, options.seed))
+        if milestone.key == "alexnet":
+            raise DataError("fashion-mnist not found")
+        return {"status": "complete", "seed": options.seed}
+
+    monkeypatch.setattr(pool, "run_point", fake_run)
+    return started
+
+
+def test_a_milestone_whose_run_fails_stops_its_own_runs_only(tmp_path, first_alexnet_run_lacks_data):
+    out = list(pool.execute_all(_batches(tmp_path), workers=1, log=lambda _: None, reuse=False))
+    assert first_alexnet_run_lacks_data == [("alexnet", 0), ("resnet", 0), ("resnet", 1), ("resnet", 2)]
+    assert isinstance(out[0][2], DataError) and out[0][:2] == (0, 0)
+    assert [(k, i, r["seed"]) for k, i, r in out[1:]] == [(1, 0, 0), (1, 1, 1), (1, 2, 2)]
+
+
+def test_one_milestones_execute_raises_what_its_run_raised(tmp_path, first_alexnet_run_lacks_data):
+    batch = _batches(tmp_path)[0]
+    with pytest.raises(DataError, match="fashion-mnist"):
+        list(pool.execute(batch.milestone, batch.runs, workers=1, log=lambda _: None, reuse=False))
