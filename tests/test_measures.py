@@ -68,6 +68,17 @@ def test_inception_weights_are_verified_and_give_deterministic_features():
     assert torch.equal(first[1:2], inception.inception_features(images[1:2]))  # per image, not per batch
 
 
+def test_the_network_run_block_by_block_gives_the_files_features():
+    g = torch.Generator().manual_seed(1)
+    x = inception.to_inception_input(torch.rand(2, 1, 28, 28, generator=g) * 2 - 1)
+    with torch.no_grad():
+        files = inception.load_inception()(x)
+        ours = inception.inception_network()(x.contiguous(memory_format=torch.channels_last))
+    ours = ours.reshape(-1, inception.FEATURES)
+    assert files.abs().max() > 1  # features, not zeros
+    torch.testing.assert_close(ours, files, rtol=1e-4, atol=1e-4)  # batch norm folded: rounding only
+
+
 def test_a_wrong_inception_file_is_refused_in_one_line(tmp_path, monkeypatch):
     fake = tmp_path / inception.FILE
     fake.write_bytes(b"not the network")
