@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import dlhistory
 from conftest import offline_dataset
 from dlhistory.cli import main
+from dlhistory.comparison import run_owner
 from dlhistory.errors import UsageError
 from dlhistory.milestones import seq2seq, transformer
 from dlhistory.runner import RunOptions, load_recipe, run
@@ -54,12 +55,38 @@ def test_smoke_run_writes_bleu_perplexity_and_the_tokenizer(trained, key):
     assert (run_dir / "tokenizer.json").exists() and (run_dir / "curves.png").read_bytes().startswith(PNG)
 
 
-def test_transformer_baseline_is_the_2014_attention_rnn_with_the_transformers_loss_and_algorithm():
+def test_transformer_baseline_is_the_2014_milestones_own_recipe_with_only_the_model_changed():
     m = transformer.MILESTONE
     ours, rnn = m.recipe("cpu"), m.recipe("cpu", "attention-rnn")
     assert rnn.differs_from(ours) == ("model",)
-    assert rnn.model == seq2seq.MILESTONE.recipe("cpu").model
+    assert rnn == seq2seq.MILESTONE.recipe("cpu")
+    assert m.borrowed == {"attention-rnn": ("seq2seq", "attention")}
     assert ours.data is seq2seq.DATA  # unchanged components are the predecessor's, by name
+
+
+def test_the_transformers_baseline_runs_are_the_2014_milestones_where_the_recipes_are_equal(
+        trained, shared_data, tmp_path):
+    trained = shutil.copytree(trained, tmp_path / "runs")  # the runs it adds stay here
+
+    def compare(*overrides):
+        return dlhistory.compare("transformer", preset="smoke", seeds=1, runs_dir=str(trained),
+                                 progress=False, data_dir=str(shared_data), log=lambda _: None,
+                                 overrides=overrides)
+
+    made = set((trained / "seq2seq").glob("*/*/result.json"))
+    c = compare()
+    (rnn,) = c.results["attention-rnn"]
+    assert Path(rnn["run_dir"]).parent == trained / "seq2seq" / "attention"  # the 2014 run, reused
+    assert set((trained / "seq2seq").glob("*/*/result.json")) == made
+    assert "transformer-attention-attention-rnn.png" in {p.name for p in c.paths.values()}  # drawn from it
+    (rnn,) = compare("loss.label_smoothing=0.1").results["attention-rnn"]  # a change for both: still equal
+    assert Path(rnn["run_dir"]).parent == trained / "seq2seq" / "attention"
+    config = json.loads((Path(rnn["run_dir"]) / "config.json").read_text())
+    assert config["overrides"] == ["loss.label_smoothing=0.1"]
+    # At the full preset the Transformer trains 30 epochs and the 2014 milestone 20: its own run then.
+    m = transformer.MILESTONE
+    assert run_owner(m, "full", "attention-rnn", ()) == (m, "attention-rnn")
+    assert run_owner(m, "cpu", "attention-rnn", ()) == (seq2seq.MILESTONE, "attention")
 
 
 @pytest.mark.parametrize("m", [seq2seq.MILESTONE, transformer.MILESTONE], ids=lambda m: m.key)

@@ -41,3 +41,22 @@ def test_one_milestones_execute_raises_what_its_run_raised(tmp_path, first_alexn
     batch = _batches(tmp_path)[0]
     with pytest.raises(DataError, match="fashion-mnist"):
         list(pool.execute(batch.milestone, batch.runs, workers=1, log=lambda _: None, reuse=False))
+
+
+def test_a_run_two_milestones_need_runs_once_and_both_get_its_result(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(milestone, options):
+        calls.append((milestone.key, options.variant))
+        return {"made by": milestone.key}
+
+    monkeypatch.setattr(pool, "run_point", fake_run)
+    seq2seq, transformer = catalogue.get("seq2seq"), catalogue.get("transformer")
+    rnn = RunOptions(preset="smoke", variant="attention", seed=0, runs_dir=str(tmp_path))
+    ours = RunOptions(preset="smoke", variant="transformer", seed=0, runs_dir=str(tmp_path))
+    batches = [pool.Batch(seq2seq, [rnn]),
+               pool.Batch(transformer, [ours, rnn], owners=[transformer, seq2seq])]  # its borrowed baseline
+    out = list(pool.execute_all(batches, workers=1, log=lambda _: None, reuse=False))
+    assert calls == [("seq2seq", "attention"), ("transformer", "transformer")]
+    assert sorted((k, i, r["made by"]) for k, i, r in out) == [(0, 0, "seq2seq"), (1, 0, "transformer"),
+                                                                (1, 1, "seq2seq")]

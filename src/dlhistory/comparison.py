@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError
-from .pool import Batch, execute, execute_all
+from .errors import DataError, UsageError
+from .pool import Batch, execute_all
 from .records import atomic_write_text, write_json
 from .runner import RunOptions
 from .spec import Metric, Milestone, Point, Verdict
@@ -176,9 +176,32 @@ def compare(milestone: Milestone, preset: str = "cpu", seeds: int | None = None,
     experiment = Experiment.plan(milestone, preset, seeds, first_seed, tuple(overrides), options)
     if workers is None:
         workers = (os.cpu_count() or 1) if milestone.claim.parallel else 1
-    finished = dict(execute(milestone, experiment.batch.runs, workers, log=log, names=experiment.batch.names,
-                            reuse=reuse))
+    finished = {}
+    for _, i, result in execute_all([experiment.batch], workers, log, reuse):
+        if isinstance(result, BaseException):
+            raise result
+        finished[i] = result
     return experiment.conclude(finished, out_dir, options)
+
+
+def run_owner(milestone: Milestone, preset: str, variant: str,
+           overrides: tuple[str, ...]) -> tuple[Milestone, str]:
+    """Whose run a point's is: (the milestone, its variant). A borrowed baseline is the other
+    milestone's variant where their recipes (with ``overrides``) are equal, and its runs are made and
+    reused there; otherwise, or where the overrides do not apply to the other milestone, it is ours."""
+    from . import catalogue
+    from .runner import load_recipe
+
+    if variant not in milestone.borrowed:
+        return milestone, variant
+    key, theirs = milestone.borrowed[variant]
+    other = catalogue.get(key)
+    ours = load_recipe(milestone, preset, variant, overrides)
+    try:
+        same = load_recipe(other, preset, theirs, overrides) == ours
+    except UsageError:  # an override that only our recipe has a key for: the recipes differ anyway
+        same = False
+    return (other, theirs) if same else (milestone, variant)
 
 
 @dataclass
@@ -199,12 +222,15 @@ class Experiment:
                                 overrides=overrides)
         cells = [(point, seed) for point in milestone.points(preset)
                  for seed in comparison.seeds[:point.seeds]]  # None: every seed
-        runs = [RunOptions(preset=preset, variant=point.variant, seed=seed,
+        owners = {p.variant: run_owner(milestone, preset, p.variant, (*overrides, *p.overrides))
+                  for p, _ in cells}
+        runs = [RunOptions(preset=preset, variant=owners[point.variant][1], seed=seed,
                            overrides=(*overrides, *point.overrides),
                            label=point.label.replace("=", "").replace(" ", ""), **options)
                 for point, seed in cells]
         names = [f"{point.name} seed {seed}" for point, seed in cells]
-        return cls(comparison, cells, Batch(milestone, runs, names), start)
+        batch = Batch(milestone, runs, names, [owners[point.variant][0] for point, _ in cells])
+        return cls(comparison, cells, batch, start)
 
     def conclude(self, finished: Mapping[int, dict], out_dir: str | Path | None,
                  options: Mapping[str, Any]) -> Comparison:

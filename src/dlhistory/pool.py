@@ -51,17 +51,23 @@ def made_before(milestone: Milestone, options: RunOptions,
 @dataclasses.dataclass
 class Batch:
     """One milestone's runs (with their names in the log) among the several that :func:`execute_all`
-    shares the workers between."""
+    shares the workers between. A run may belong to another milestone (``owners``): a baseline that
+    is that milestone's variant, run and reused there."""
 
     milestone: Milestone
     runs: list[RunOptions]
     names: list[str] | None = None
+    owners: list[Milestone] | None = None
+    """Whose run each is (None: all ``milestone``'s)."""
 
     def name(self, i: int) -> str:
         if self.names:
             return self.names[i]
         o = self.runs[i]
-        return f"{o.variant or self.milestone.variant} {' '.join(o.overrides)} seed {o.seed}"
+        return f"{o.variant or self.owner(i).variant} {' '.join(o.overrides)} seed {o.seed}"
+
+    def owner(self, i: int) -> Milestone:
+        return self.owners[i] if self.owners else self.milestone
 
 
 def execute(milestone: Milestone, runs: list[RunOptions], workers: int = 1,
@@ -83,39 +89,52 @@ def execute_all(batches: list[Batch], workers: int = 1, log: Callable[[str], Non
     """The runs of several milestones in one set of workers: yield ``(batch, index, result)`` as each
     finishes (reused ones first), so that no worker waits for the slowest run of one milestone while
     the next milestone's runs are ready. A run that raises (its data could not be had, a bad override)
-    yields its exception as the result, and the batch's runs that have not started are cancelled."""
-    todo = []
+    yields its exception as the result, and the batch's runs that have not started are cancelled.
+    A run that two batches need (a borrowed baseline and its owner's own point) runs once."""
+    todo, twins = [], {}
     for k, batch in enumerate(batches):
-        for options in {(o.variant, o.overrides): o for o in batch.runs}.values():
-            load_recipe(batch.milestone, options.preset, options.variant, options.overrides)
+        for i in {(batch.owner(i).key, o.variant, o.overrides): i for i, o in enumerate(batch.runs)}.values():
+            options = batch.runs[i]
+            load_recipe(batch.owner(i), options.preset, options.variant, options.overrides)
         for i, result in _reused(batch, reuse, log):
-            if result is None:
-                todo.append((k, i))
-            else:
+            if result is not None:
                 yield k, i, result
-    if workers <= 1:
-        yield from _in_turn(batches, todo, log)
-    else:
-        yield from _in_workers(batches, todo, workers, log)
+                continue
+            same = twins.setdefault(_same_run(batch, i), [])
+            if not same:
+                todo.append((k, i))
+            same.append((k, i))
+    finished = _in_turn(batches, todo, log) if workers <= 1 else _in_workers(batches, todo, workers, log)
+    for k, i, result in finished:
+        for twin in twins[_same_run(batches[k], i)]:
+            yield *twin, result
+
+
+def _same_run(batch: Batch, i: int) -> tuple[str, str]:
+    """What makes two batches' runs the same run: its owner and its options but the label."""
+    return batch.owner(i).key, repr(dataclasses.replace(batch.runs[i], label=""))
 
 
 def _reused(batch: Batch, reuse: bool, log: Callable[[str], None]) -> Iterator[tuple[int, dict | None]]:
     """(index, the finished run of this code) for each run of ``batch``, None for those still to run
     (made to resume an interrupted run of the same identity where there is one)."""
-    milestone, runs = batch.milestone, batch.runs
-    made = {v: runs_by_identity(o.runs_dir, milestone.key, v)
-            for v, o in {o.variant or milestone.variant: o for o in runs}.items()} if reuse else {}
-    for i, options in enumerate(runs):
+    made: dict[tuple[str, str], dict] = {}
+    for i, options in enumerate(batch.runs):
         if not reuse:
             yield i, None
             continue
-        found, runs[i] = made_before(milestone, options, made[options.variant or milestone.variant])
+        owner = batch.owner(i)
+        variant = options.variant or owner.variant
+        if (owner.key, variant) not in made:
+            made[owner.key, variant] = runs_by_identity(options.runs_dir, owner.key, variant)
+        found, batch.runs[i] = made_before(owner, options, made[owner.key, variant])
+        prefix = f"[{batch.milestone.key} {options.preset}] {batch.name(i)}"
         if found is None:
-            if runs[i].resume:
-                log(f"[{milestone.key} {options.preset}] {batch.name(i)}: continuing {runs[i].resume}")
+            if batch.runs[i].resume:
+                log(f"{prefix}: continuing {batch.runs[i].resume}")
             yield i, None
             continue
-        log(f"[{milestone.key} {options.preset}] {batch.name(i)}: reused {found['run_dir']}")
+        log(f"{prefix}: reused {found['run_dir']}")
         yield i, found
 
 
@@ -129,7 +148,7 @@ def _in_turn(batches: list[Batch], todo: list[tuple[int, int]], log: Callable[[s
         batch = batches[k]
         log(f"[{batch.milestone.key} {batch.runs[i].preset}] {batch.name(i)} ({done}/{len(todo)})")
         try:
-            result = run_point(batch.milestone, batch.runs[i])
+            result = run_point(batch.owner(i), batch.runs[i])
         except Exception as e:  # the caller decides: one milestone's failure is not the others'
             failed.add(k)
             result = e
@@ -144,7 +163,7 @@ def _in_workers(batches: list[Batch], todo: list[tuple[int, int]], workers: int,
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
                                                   initargs=(threads,))
     try:
-        futures = {pool.submit(_worker, batches[k].milestone.key,
+        futures = {pool.submit(_worker, batches[k].owner(i).key,
                                dataclasses.replace(batches[k].runs[i], progress=False)): (k, i)
                    for k, i in todo}
         finished = concurrent.futures.as_completed(futures)

@@ -224,6 +224,10 @@ class Milestone:
     claim: Claim
     tools: tuple[Tool, ...] = ()
     """The milestone's own subcommands (``translate``, ``play``, ...), registered by the command line."""
+    borrowed: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Baselines that are another milestone's variant: name -> (milestone key, its variant). Where
+    their recipes are equal, a comparison takes (or makes) that milestone's runs instead of repeating
+    them (the Transformer's attention RNN is the 2014 milestone's)."""
 
     def __post_init__(self) -> None:
         missing = [p for p in PRESETS if p not in self.presets]
@@ -233,6 +237,8 @@ class Milestone:
             raise ValueError(f"milestone {self.key!r}: changes must be among {KINDS}")
         if self.variant in self.baselines:
             raise ValueError(f"milestone {self.key!r}: variant {self.variant!r} is also a baseline name")
+        if not set(self.borrowed) <= set(self.baselines):
+            raise ValueError(f"milestone {self.key!r}: only baselines can be borrowed")
 
     @property
     def variants(self) -> tuple[str, ...]:

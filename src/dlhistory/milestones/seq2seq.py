@@ -239,6 +239,7 @@ def translation_figures(comparison, out_dir: Path) -> list[Path]:
     """A comparison's figures: test BLEU per variant; validation BLEU against training FLOPs (the
     claim's axis: equal compute) and against training minutes on this machine (equal time, a
     measurement of this machine); the attention of each attending variant's first run for EXAMPLE."""
+    from .. import catalogue, records
     from ..report import figures
     from ..tools.translate import Translator
 
@@ -252,7 +253,8 @@ def translation_figures(comparison, out_dir: Path) -> list[Path]:
         run_dir = next((Path(r["run_dir"]) for r in results if r.get("status") == "complete"), None)
         if run_dir is None:
             continue
-        translator = Translator(m, run_dir)
+        owner = catalogue.get(records.run_config_of(run_dir)["milestone"])  # a borrowed baseline's own
+        translator = Translator(owner, run_dir)
         if not translator.model.has_attention:
             continue
         path = out_dir / f"{m.key}-attention-{point}.png"
