@@ -399,11 +399,12 @@ def test_a_point_with_fewer_seeds_runs_only_the_first_of_them(monkeypatch):
         milestone.claim, points=lambda m, preset: [Point("residual"), Point("plain", "one", seeds=1)]))
     asked = []
 
-    def execute(milestone, runs, workers, **_):
-        asked.extend((o.variant, o.seed) for o in runs)
-        return [(i, {"test_accuracy": 0.5}) for i in range(len(runs))]
+    def execute_all(batches, workers, log, reuse):
+        (batch,) = batches
+        asked.extend((o.variant, o.seed) for o in batch.runs)
+        return [(0, i, {"test_accuracy": 0.5}) for i in range(len(batch.runs))]
 
-    monkeypatch.setattr(comparison, "execute", execute)
+    monkeypatch.setattr(comparison, "execute_all", execute_all)
     monkeypatch.setattr(comparison, "save", lambda c, out: {})
     c = comparison.compare(two_points, "smoke", 3, first_seed=5, log=lambda _: None)
     assert asked == [("residual", 5), ("residual", 6), ("residual", 7), ("plain", 5)]

@@ -300,7 +300,7 @@ LOSS = seq2seq.LOSS
 # 2-core Xeon (fp32, 1.52 s a Transformer step), two of the three-hour review's.
 
 TRAINING = seq2seq.TRAINING
-ALGORITHM = seq2seq.ALGORITHM.with_config(TRAINING)
+ALGORITHM = seq2seq.ALGORITHM
 
 
 # ================================================================================================
