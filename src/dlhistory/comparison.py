@@ -185,7 +185,7 @@ def compare(milestone: Milestone, preset: str = "cpu", seeds: int | None = None,
 
 
 def run_owner(milestone: Milestone, preset: str, variant: str,
-           overrides: tuple[str, ...]) -> tuple[Milestone, str]:
+              overrides: tuple[str, ...]) -> tuple[Milestone, str]:
     """Whose run a point's is: (the milestone, its variant). A borrowed baseline is the other
     milestone's variant where their recipes (with ``overrides``) are equal, and its runs are made and
     reused there; otherwise, or where the overrides do not apply to the other milestone, it is ours."""
