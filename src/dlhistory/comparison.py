@@ -222,14 +222,14 @@ class Experiment:
                                 overrides=overrides)
         cells = [(point, seed) for point in milestone.points(preset)
                  for seed in comparison.seeds[:point.seeds]]  # None: every seed
-        owners = {p.variant: run_owner(milestone, preset, p.variant, (*overrides, *p.overrides))
-                  for p, _ in cells}
-        runs = [RunOptions(preset=preset, variant=owners[point.variant][1], seed=seed,
+        # Per point, not per variant: a point's own overrides can make its recipe differ from the owner's.
+        owners = {p: run_owner(milestone, preset, p.variant, (*overrides, *p.overrides)) for p, _ in cells}
+        runs = [RunOptions(preset=preset, variant=owners[point][1], seed=seed,
                            overrides=(*overrides, *point.overrides),
                            label=point.label.replace("=", "").replace(" ", ""), **options)
                 for point, seed in cells]
         names = [f"{point.name} seed {seed}" for point, seed in cells]
-        batch = Batch(milestone, runs, names, [owners[point.variant][0] for point, _ in cells])
+        batch = Batch(milestone, runs, names, [owners[point][0] for point, _ in cells])
         return cls(comparison, cells, batch, start)
 
     def conclude(self, finished: Mapping[int, dict], out_dir: str | Path | None,
