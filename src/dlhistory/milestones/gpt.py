@@ -19,7 +19,7 @@ The four components:
 
 * data -- Tiny Shakespeare, characters (nanoGPT's ``shakespeare_char``) or byte-level BPE;
 * model -- GPT-2's decoder-only Transformer: pre-norm blocks of causal self-attention (the 2017
-  milestone's multi-head attention, imported) and a GELU MLP, learned positions, the input embedding
+  milestone's multi-head attention, from ``models/attention.py``) and a GELU MLP, learned positions, the input embedding
   tied to the output layer; rotary positions, ReLU^2, QK-norm and an untied head are overrides;
 * loss -- next-token cross-entropy, in nats per character (per token for BPE, with its per-character
   equivalent beside it);
@@ -51,9 +51,9 @@ from torch import nn
 from ..algorithms.language_model import LanguageModelTrainingConfig, language_model_training
 from ..algorithms.ngram import CountConfig, NGramSearchConfig, count_and_select, ngram_family
 from ..data.shakespeare import ShakespeareConfig, TextData, shakespeare_data
+from ..models.attention import MultiHeadAttention
 from ..spec import Claim, Component, Metric, Milestone, Point, Recipe, Verdict
 from ..tools.sample import SAMPLE
-from .transformer import MultiHeadAttention
 
 # ================================================================================================
 # Data: Tiny Shakespeare, the first 90% for training and the last 10% for validation.
