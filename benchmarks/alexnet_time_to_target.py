@@ -1,0 +1,85 @@
+"""Time to 93% for the 2012 CNN: today's cpu recipe against a faster one, in the same run.
+
+    python benchmarks/alexnet_time_to_target.py              # seed 0, both recipes (about 5 minutes)
+    python benchmarks/alexnet_time_to_target.py --seeds 3    # seeds 0-2
+
+Each recipe trains the cpu preset's model on the cpu preset's data (``--precision auto``: bf16 where
+the CPU has it), evaluating on validation ``--evals`` times. Its time is the training seconds
+(evaluations excluded) at the first evaluation whose validation accuracy reaches ``--target``: the
+stopping point is chosen on validation. The test accuracy printed is the run's final one: for a
+recipe whose budget ends where it reaches the target, that of the stopping point itself.
+
+The faster recipe changes the algorithm and the loss only, by overrides (nothing in the milestone):
+the fastest CIFAR-10 trainers' tricks that need no new code (Page 2018; Jordan's airbench, 2024):
+larger batches at a higher learning rate, label smoothing (Szegedy et al. 2016), and a budget short
+enough that the one-cycle schedule's decay ends where the target is reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import line
+
+import dlhistory
+from dlhistory.report.tables import format_table
+
+RECIPES: dict[str, dict[str, object]] = {
+    "today (cpu preset)": {},
+    "fast": {"algorithm.batch_size": 512, "algorithm.lr": 0.4, "algorithm.epochs": 3,
+             "loss.label_smoothing": 0.1},
+}
+"""Recipe name -> overrides of the cpu preset."""
+
+
+def time_to_target(overrides: dict, seed: int, target: float, evals: int, runs_dir: str) -> dict:
+    """One run: training seconds at the first validation accuracy >= target (None if never), the whole
+    run's training seconds, and its final validation and test accuracy."""
+    result = dlhistory.run("alexnet", preset="cpu", seed=seed, overrides=overrides, evals=evals,
+                           runs_dir=runs_dir, progress=False)
+    records = [json.loads(r) for r in Path(result["run_dir"], "metrics.jsonl").read_text().splitlines()]
+    hits = [r["train_seconds"] for r in records if r["split"] == "val" and r["accuracy"] >= target]
+    return {"seconds": hits[0] if hits else None, "total": result["train_seconds"],
+            "val": result["val_accuracy"], "test": result["test_accuracy"]}
+
+
+def summary(runs: list[dict]) -> list[str]:
+    reached = [r["seconds"] for r in runs if r["seconds"] is not None]
+    seconds = f"{statistics.mean(reached):.0f}" if reached else "not reached"
+    tests = ", ".join(f"{100 * r['test']:.2f}%" for r in runs)
+    return [seconds, f"{len(reached)} of {len(runs)}", f"{statistics.mean(r['total'] for r in runs):.0f}",
+            tests]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1 per recipe")
+    parser.add_argument("--target", type=float, default=0.93, help="validation accuracy to reach")
+    parser.add_argument("--evals", type=int, default=24, help="validation evaluations per run")
+    args = parser.parse_args()
+    if args.seeds < 1 or args.evals < 1 or not 0 < args.target < 1:
+        parser.error("needs --seeds >= 1, --evals >= 1 and 0 < --target < 1")
+    results = {}
+    with tempfile.TemporaryDirectory() as runs_dir:
+        for name, overrides in RECIPES.items():
+            results[name] = [time_to_target(overrides, seed, args.target, args.evals, runs_dir)
+                             for seed in range(args.seeds)]
+    print(line())
+    rows = [[name, *summary(runs)] for name, runs in results.items()]
+    print(format_table(["recipe", f"s to {100 * args.target:.0f}% val", "seeds reaching", "s (whole run)",
+                        "final test acc"], rows))
+    today, fast = (list(results.values())[i] for i in (0, 1))
+    if all(r["seconds"] is not None for r in today + fast):
+        ratio = statistics.mean(r["seconds"] for r in fast) / statistics.mean(r["seconds"] for r in today)
+        print(f"fast / today, seconds to {100 * args.target:.0f}% validation accuracy: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
