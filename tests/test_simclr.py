@@ -212,3 +212,16 @@ def test_a_short_pre_training_beats_the_random_encoder(run_env, tmp_path):
                                overrides={**shared, "algorithm.pretrain.steps": steps})
         knn[steps] = result["pretrain_val_knn_accuracy"]
     assert knn[300] > knn[1] + 0.05, knn
+
+
+def test_knn_accuracy_under_bf16_autocast_votes_in_float32():
+    """The kNN monitor runs inside a bf16 autocast region on CPUs with bf16 units: its similarities
+    must stay float32 (a bf16 product made scatter_add_ refuse the float32 vote counts)."""
+    from dlhistory.algorithms.contrastive import knn_accuracy
+
+    generator = torch.Generator().manual_seed(0)
+    bank, queries = torch.randn(200, 16, generator=generator), torch.randn(50, 16, generator=generator)
+    bank_labels, labels = torch.randint(0, 10, (200,), generator=generator), torch.randint(0, 10, (50,))
+    plain = knn_accuracy(bank, bank_labels, queries, labels, k=5, classes=10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert knn_accuracy(bank, bank_labels, queries, labels, k=5, classes=10) == plain

@@ -64,11 +64,16 @@ def features(encoder: nn.Module, batches) -> tuple[torch.Tensor, torch.Tensor]:
 def knn_accuracy(bank: torch.Tensor, bank_labels: torch.Tensor, queries: torch.Tensor, labels: torch.Tensor,
                  k: int, classes: int) -> float:
     """Accuracy of a k-nearest-neighbour vote in cosine similarity, each neighbour weighted by
-    exp(similarity / 0.1) (Wu et al. 2018, the monitor SimCLR reproductions use)."""
-    bank, queries = nn.functional.normalize(bank, dim=1), nn.functional.normalize(queries, dim=1)
+    exp(similarity / 0.1) (Wu et al. 2018, the monitor SimCLR reproductions use).
+
+    The similarities are float32 even under bf16 autocast: bf16 keeps 8 bits of a cosine, which would
+    reorder close neighbours (and its votes could not be added to float32 counts)."""
+    bank = nn.functional.normalize(bank.float(), dim=1)
+    queries = nn.functional.normalize(queries.float(), dim=1)
     correct = 0
     for start in range(0, len(queries), 1000):
-        similarity = queries[start:start + 1000] @ bank.T  # (q, N)
+        with torch.autocast(queries.device.type, enabled=False):
+            similarity = queries[start:start + 1000] @ bank.T  # (q, N)
         top, index = similarity.topk(min(k, len(bank)), dim=1)
         votes = torch.zeros(len(top), classes).scatter_add_(1, bank_labels[index], (top / 0.1).exp())
         correct += int((votes.argmax(1) == labels[start:start + 1000]).sum())

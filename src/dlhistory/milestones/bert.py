@@ -17,7 +17,8 @@ unlabeled text is the MR training sentences without labels, Tiny Shakespeare and
 * data -- the labelled splits *and the unlabeled corpus* (:func:`mask_tokens` hides tokens of it);
 * model -- :class:`Bert` (token + position + segment embeddings, post-LN encoder layers whose attention
   is the 2017 milestone's :class:`MultiHeadAttention`, from ``models/attention.py``),
-  :class:`MaskedLMHead` (tied to the token embedding) and :class:`Classifier` (the pooler and the fine-tuning layer);
+  :class:`MaskedLMHead` (tied to the token embedding) and :class:`Classifier` (the pooler and the
+  fine-tuning layer);
 * loss -- the masked-LM cross-entropy (:class:`MaskedLM`), then cross-entropy on the label;
 * algorithm -- two phases (algorithms/pretraining.py): pre-training once per seed, reused by the
   fine-tuning at every label budget.

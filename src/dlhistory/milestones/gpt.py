@@ -19,8 +19,9 @@ The four components:
 
 * data -- Tiny Shakespeare, characters (nanoGPT's ``shakespeare_char``) or byte-level BPE;
 * model -- GPT-2's decoder-only Transformer: pre-norm blocks of causal self-attention (the 2017
-  milestone's multi-head attention, from ``models/attention.py``) and a GELU MLP, learned positions, the input embedding
-  tied to the output layer; rotary positions, ReLU^2, QK-norm and an untied head are overrides;
+  milestone's multi-head attention, from ``models/attention.py``) and a GELU MLP, learned positions,
+  the input embedding tied to the output layer; rotary positions, ReLU^2, QK-norm and an untied head
+  are overrides;
 * loss -- next-token cross-entropy, in nats per character (per token for BPE, with its per-character
   equivalent beside it);
 * algorithm -- AdamW with weight decay on matrices only, linear warm-up then cosine decay, gradient
