@@ -60,3 +60,27 @@ def test_a_run_two_milestones_need_runs_once_and_both_get_its_result(tmp_path, m
     assert calls == [("seq2seq", "attention"), ("transformer", "transformer")]
     assert sorted((k, i, r["made by"]) for k, i, r in out) == [(0, 0, "seq2seq"), (1, 0, "transformer"),
                                                                 (1, 1, "seq2seq")]
+
+
+def test_a_review_goes_on_past_a_failing_milestone_and_raises_its_error_at_the_end(tmp_path, monkeypatch):
+    """A bug in one milestone's run (here a RuntimeError) stops that milestone only: the next
+    milestone's runs all start, both are written to the review's summary, and the error is raised
+    last, so the exit code still says something failed."""
+    from dlhistory import comparison
+
+    started = []
+
+    def fake_run(milestone, options):
+        started.append((milestone.key, options.seed))
+        if milestone.key == "alexnet":
+            raise RuntimeError("scatter(): Expected self.dtype to be equal to src.dtype")
+        raise DataError("fashion-mnist not found")
+
+    monkeypatch.setattr(pool, "run_point", fake_run)
+    milestones = (catalogue.get("alexnet"), catalogue.get("resnet"))
+    with pytest.raises(RuntimeError, match="scatter"):
+        comparison.review(milestones, preset="smoke", seeds=2, log=lambda _: None,
+                          out_dir=tmp_path / "review", workers=1, reuse=False, runs_dir=str(tmp_path))
+    assert ("resnet", 0) in started
+    summary = (tmp_path / "review" / "summary.json").read_text()
+    assert "a run failed: RuntimeError" in summary and "fashion-mnist not found" in summary

@@ -310,7 +310,9 @@ def review(milestones: tuple[Milestone, ...], preset: str = "cpu", seeds: int | 
            reuse: bool = True, **options: Any) -> Review:
     """Compare every milestone of the timeline and write the review's summaries and its page (into
     ``out_dir``; default ``runs/review/<preset>-<time>``), rewritten after each milestone so that a long
-    review shows its results as they come. Unavailable data skips an entry, never the review.
+    review shows its results as they come. Unavailable data skips an entry, never the review; a run
+    that fails otherwise (a bug, a value torch refuses) stops its own milestone, the others go on, and
+    the review raises that error once every other milestone is done and written.
 
     Every milestone's runs share one set of ``workers`` (default: one per core on the CPU, each with
     one thread, as small models use two threads poorly; one on a GPU), in the timeline's order, so no
@@ -325,6 +327,7 @@ def review(milestones: tuple[Milestone, ...], preset: str = "cpu", seeds: int | 
     experiments = [Experiment.plan(m, preset, seeds, 0, (), options) for m in milestones]
     finished: list[dict[int, dict]] = [{} for _ in milestones]
     entries: dict[int, ReviewEntry] = {}
+    failures: list[BaseException] = []
     if workers is None:
         workers = review_workers(options.get("device", "auto"))
     for k, i, outcome in execute_all([e.batch for e in experiments], workers, log, reuse):
@@ -334,8 +337,10 @@ def review(milestones: tuple[Milestone, ...], preset: str = "cpu", seeds: int | 
         if isinstance(outcome, DataError):
             log(f"[{m.key}] skipped: {_short(outcome)}")
             entries[k] = ReviewEntry(m, skipped=str(outcome))
-        elif isinstance(outcome, BaseException):
-            raise outcome
+        elif isinstance(outcome, BaseException):  # an hour of other milestones' runs is not lost to it
+            log(f"[{m.key}] FAILED: {type(outcome).__name__}: {outcome}")
+            entries[k] = ReviewEntry(m, skipped=f"a run failed: {type(outcome).__name__}: {outcome}")
+            failures.append(outcome)
         else:
             finished[k][i] = outcome
             if len(finished[k]) < len(experiments[k].cells):
@@ -344,6 +349,8 @@ def review(milestones: tuple[Milestone, ...], preset: str = "cpu", seeds: int | 
         result.entries = [entries[j] for j in sorted(entries)]
         result.seconds = time.perf_counter() - start
         _save_review(result, out, pending=tuple(m for j, m in enumerate(milestones) if j not in entries))
+    if failures:
+        raise failures[0]
     return result
 
 
