@@ -12,15 +12,13 @@ preset and reports the training seconds until the *validation* accuracy first re
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
-from pathlib import Path
 
+import alexnet_time_to_target
 import torch
 from machine import line
 
-import dlhistory
 from dlhistory import catalogue
 from dlhistory.hardware import Hardware, cpu_has_bf16, prepare_model, seed_everything
 from dlhistory.report.tables import format_table
@@ -45,12 +43,8 @@ def throughput(precision: str, channels_last: bool, steps: int, warmup: int = 10
 
 def time_to_target(precision: str, target: float, evals: int, runs_dir: str) -> tuple[float | None, float]:
     """(training seconds until validation accuracy >= target, or None; final test accuracy)."""
-    result = dlhistory.run("alexnet", preset="cpu", precision=precision, evals=evals, runs_dir=runs_dir,
-                           progress=False)
-    lines = Path(result["run_dir"], "metrics.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines]
-    hits = [r["train_seconds"] for r in records if r["split"] == "val" and r["accuracy"] >= target]
-    return (hits[0] if hits else None), result["test_accuracy"]
+    run = alexnet_time_to_target.time_to_target(target, evals, runs_dir, precision=precision)
+    return run["seconds"], run["test"]
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ enough that the one-cycle schedule's decay ends where the target is reached.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import line
 
 import dlhistory
+from dlhistory.records import read_jsonl
 from dlhistory.report.tables import format_table
 
 RECIPES: dict[str, dict[str, object]] = {
@@ -38,12 +38,12 @@ RECIPES: dict[str, dict[str, object]] = {
 """Recipe name -> overrides of the cpu preset."""
 
 
-def time_to_target(overrides: dict, seed: int, target: float, evals: int, runs_dir: str) -> dict:
-    """One run: training seconds at the first validation accuracy >= target (None if never), the whole
-    run's training seconds, and its final validation and test accuracy."""
-    result = dlhistory.run("alexnet", preset="cpu", seed=seed, overrides=overrides, evals=evals,
-                           runs_dir=runs_dir, progress=False)
-    records = [json.loads(r) for r in Path(result["run_dir"], "metrics.jsonl").read_text().splitlines()]
+def time_to_target(target: float, evals: int, runs_dir: str, **options) -> dict:
+    """One cpu-preset run (``options``: seed, overrides, precision ...): training seconds at the first
+    validation accuracy >= target (None if never), the whole run's training seconds, and its final
+    validation and test accuracy. ``alexnet_precision.py`` measures with it too."""
+    result = dlhistory.run("alexnet", preset="cpu", evals=evals, runs_dir=runs_dir, progress=False, **options)
+    records = read_jsonl(Path(result["run_dir"], "metrics.jsonl"))
     hits = [r["train_seconds"] for r in records if r["split"] == "val" and r["accuracy"] >= target]
     return {"seconds": hits[0] if hits else None, "total": result["train_seconds"],
             "val": result["val_accuracy"], "test": result["test_accuracy"]}
@@ -69,13 +69,13 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as runs_dir:
         for name, overrides in RECIPES.items():
-            results[name] = [time_to_target(overrides, seed, args.target, args.evals, runs_dir)
+            results[name] = [time_to_target(args.target, args.evals, runs_dir, seed=seed, overrides=overrides)
                              for seed in range(args.seeds)]
     print(line())
     rows = [[name, *summary(runs)] for name, runs in results.items()]
     print(format_table(["recipe", f"s to {100 * args.target:.0f}% val", "seeds reaching", "s (whole run)",
                         "final test acc"], rows))
-    today, fast = (list(results.values())[i] for i in (0, 1))
+    today, fast = results.values()
     if all(r["seconds"] is not None for r in today + fast):
         ratio = statistics.mean(r["seconds"] for r in fast) / statistics.mean(r["seconds"] for r in today)
         print(f"fast / today, seconds to {100 * args.target:.0f}% validation accuracy: {ratio:.2f}x")

@@ -122,7 +122,7 @@ def test_translate_prints_one_line_per_sentence_and_draws_attention(trained, cap
     assert out.read_bytes().startswith(PNG)
 
 
-def test_translate_in_batches_gives_each_sentence_in_its_place(trained, capsys, monkeypatch):
+def test_translate_in_batches_gives_each_sentence_in_its_place(trained, monkeypatch):
     """The tool searches batches of similar length (here of 2): every sentence comes out in the order
     given, as searched in one batch; the first one's attention is kept. (An output that never ends is
     cut at its batch's source width + 50 subwords, so a smaller batch may cut it sooner: compared as

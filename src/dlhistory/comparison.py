@@ -338,8 +338,9 @@ def review(milestones: tuple[Milestone, ...], preset: str = "cpu", seeds: int | 
             log(f"[{m.key}] skipped: {_short(outcome)}")
             entries[k] = ReviewEntry(m, skipped=str(outcome))
         elif isinstance(outcome, BaseException):  # an hour of other milestones' runs is not lost to it
-            log(f"[{m.key}] FAILED: {type(outcome).__name__}: {outcome}")
-            entries[k] = ReviewEntry(m, skipped=f"a run failed: {type(outcome).__name__}: {outcome}")
+            error = f"{type(outcome).__name__}: {outcome}"
+            log(f"[{m.key}] FAILED: {error}")
+            entries[k] = ReviewEntry(m, skipped=f"a run failed: {error}")
             failures.append(outcome)
         else:
             finished[k][i] = outcome

@@ -17,7 +17,14 @@ import torch
 
 from .. import records
 from ..algorithms.decoding import Hypotheses, beam_search
-from ..data.translation import EOS, PAD, decode, encode, load_tokenizer
+from ..data.translation import (
+    EOS,
+    PAD,
+    _trim,  # the evaluation's own trim; renaming it would move the runs' code versions
+    decode,
+    encode,
+    load_tokenizer,
+)
 from ..errors import UsageError
 from ..records import writable_file
 from ..spec import Milestone, Tool
@@ -48,7 +55,7 @@ class Translation:
     output_tokens: list[list[str]]
     sentences: list[str]
     first_attention: torch.Tensor | None
-    """The first sentence's attention (output x source subwords), where it was asked for."""
+    """The first sentence's attention (output x source subwords); None for a model without attention."""
 
 
 class Translator:
@@ -72,28 +79,23 @@ class Translator:
         return source
 
     @torch.no_grad()
-    def translate(self, sentences: list[str], beam: int = 5, alpha: float = 0.6,
-                  attention: bool = True) -> Translation:
-        """Beam search over batches of :data:`BATCH` sentences of similar length; ``attention`` keeps
-        the first sentence's attention for :meth:`attention_map` (the other batches keep none)."""
+    def translate(self, sentences: list[str], beam: int = 5, alpha: float = 0.6) -> Translation:
+        """Beam search over batches of :data:`BATCH` sentences of similar length, as the evaluation
+        batches them; only the first sentence's batch keeps its attention, for :meth:`attention_map`."""
         source = self.encode(sentences)
-        lengths = (source != PAD).sum(dim=1)
-        order = sorted(range(len(sentences)), key=lambda i: int(lengths[i]))
-        ids: list[list[int]] = [[] for _ in sentences]
+        output: list[list[str]] = [[] for _ in sentences]
+        translated = [""] * len(sentences)
         first_attention = None
-        for start in range(0, len(order), BATCH):
-            chunk = order[start:start + BATCH]
-            rows = source[chunk][:, : int(lengths[chunk].max())]  # the batch's own padding only
-            hypotheses = self._search(rows, beam, alpha, attention and 0 in chunk)
-            for row, i in zip(hypotheses.ids.tolist(), chunk, strict=True):
-                ids[i] = row
-            if attention and 0 in chunk:
-                first_attention = hypotheses.attention[chunk.index(0)]
-        output = [_tokens(self.tokenizer, row) for row in ids]
+        for index in torch.argsort((source != PAD).sum(1), stable=True).split(BATCH):
+            positions = index.tolist()
+            hypotheses = self._search(_trim(source[index]), beam, alpha, attention=0 in positions)
+            rows = hypotheses.ids.tolist()
+            for i, row, sentence in zip(positions, rows, decode(self.tokenizer, hypotheses.ids), strict=True):
+                output[i], translated[i] = _tokens(self.tokenizer, row), sentence
+            if 0 in positions and hypotheses.attention is not None:
+                first_attention = hypotheses.attention[positions.index(0)]
         source_tokens = [_tokens(self.tokenizer, row) for row in source.tolist()]
-        width = max(map(len, ids))
-        padded = torch.tensor([row + [PAD] * (width - len(row)) for row in ids])
-        return Translation(source_tokens, output, decode(self.tokenizer, padded), first_attention)
+        return Translation(source_tokens, output, translated, first_attention)
 
     def _search(self, source: torch.Tensor, beam: int, alpha: float, attention: bool) -> Hypotheses:
         try:
