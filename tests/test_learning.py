@@ -42,6 +42,27 @@ def test_alexnet_cnn_learns(learn):
     assert losses[-1] < 0.7 * losses[0]  # measured 2.29 -> 1.13 (seed 0)
 
 
+def test_alexnet_test_flips_average_the_two_views_at_evaluation_only():
+    """``model.test_flips``: in evaluation the output is the log of the mean softmax of the image and its
+    mirror (AlexNet's test-time reflections, section 4.1); in training nothing changes."""
+    from dlhistory.milestones.alexnet import AlexNet, AlexNetConfig
+
+    torch.manual_seed(0)
+    plain = AlexNet(AlexNetConfig(width=4, hidden=8), 1, 10, 28)
+    flips = AlexNet(AlexNetConfig(width=4, hidden=8, test_flips=True), 1, 10, 28)
+    flips.load_state_dict(plain.state_dict())
+    x = torch.randn(3, 1, 28, 28)
+    plain.eval(), flips.eval()
+    mean = (plain(x).softmax(-1) + plain(x.flip(-1)).softmax(-1)) / 2
+    assert torch.allclose(flips(x).exp(), mean, atol=1e-6)
+    assert torch.allclose(flips(x.flip(-1)), flips(x), atol=1e-6)  # a mirror pair gets one prediction
+    plain.train(), flips.train()
+    torch.manual_seed(1)
+    a = plain(x)
+    torch.manual_seed(1)
+    assert torch.equal(flips(x), a)
+
+
 def test_svm_on_pixels_learns(learn):
     # 300 training images (smoke's max_train). Measured test accuracy, seeds 0-2: 0.762 0.788 0.798.
     result = learn("alexnet", "svm", **{"data.val_size": 500})

@@ -359,6 +359,22 @@ def test_beam_search_translates_a_batch_like_one_sentence_at_a_time():
         assert torch.equal(together[i], beam_search(model, source[i:i + 1], beam=3, extra_length=4).ids[0])
 
 
+def test_a_padded_sentence_is_cut_at_its_own_length_limit():
+    """A sentence that never ends is cut at its own source length + extra_length, not at its batch's
+    padded width: padding beside a longer sentence does not lengthen its output."""
+
+    class NeverEnds(ToyModel):
+        def step(self, memory, state, previous):
+            logits = torch.zeros(len(previous), 5)
+            logits[:, [PAD, BOS, EOS]] = float("-inf")
+            return logits, state, None
+
+    source = torch.full((2, 5), 4)
+    source[0, 2:] = PAD  # the first sentence has 2 tokens, the second 5
+    ids = beam_search(NeverEnds(), source, beam=2, extra_length=1).ids
+    assert (ids != PAD).sum(1).tolist() == [3, 6]
+
+
 @pytest.mark.parametrize("source, target", [("en", "de"), ("fr", "en")])
 def test_other_directions_are_a_config_change(multi30k_dir, source, target):
     config = Multi30kConfig(source=source, target=target, vocab_size=300, train_size=200, val_size=5,

@@ -42,16 +42,17 @@ def length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
     return ((5 + length.float()) / 6) ** alpha
 
 
-def settled(scores: torch.Tensor, lengths: torch.Tensor, finished: torch.Tensor, K: int, limit: int,
-            alpha: float) -> torch.Tensor:
+def settled(scores: torch.Tensor, lengths: torch.Tensor, finished: torch.Tensor, K: int,
+            limits: torch.Tensor, alpha: float) -> torch.Tensor:
     """Rows whose sentence is decided: its best finished hypothesis scores at least what any unfinished
     one still could. Extending a hypothesis only lowers its log probability (a negative number), and the
-    length penalty grows with length, so an open hypothesis can reach at most score / lp(limit). The
-    test is exact, and it stops one wandering low-ranked beam from keeping a batch decoding to the
-    length limit (benchmarks/nmt_speed.py: beam 5 over Multi30k validation 67 s -> 45 s, same BLEU)."""
+    length penalty grows with length, so an open hypothesis can reach at most score / lp(limit), its
+    sentence's length limit. The test is exact, and it stops one wandering low-ranked beam from keeping a
+    batch decoding to the length limit (benchmarks/nmt_speed.py: beam 5 over Multi30k validation
+    67 s -> 45 s, same BLEU)."""
     final = scores / length_penalty(lengths, alpha)
     best_finished = final.masked_fill(~finished, float("-inf")).view(-1, K).amax(1)
-    reachable = scores / length_penalty(torch.full_like(lengths, limit), alpha)
+    reachable = scores / length_penalty(limits, alpha)
     reachable = reachable.masked_fill(finished, float("-inf"))
     return (best_finished >= reachable.view(-1, K).amax(1)).repeat_interleave(K)
 
@@ -61,13 +62,16 @@ def beam_search(model, source: torch.Tensor, beam: int = 5, alpha: float = 0.6, 
                 attention: bool = False, settle: bool = True) -> Hypotheses:
     """Translate a batch of source ids (B, S) with beam width ``beam`` (1: greedy).
 
-    Output length is at most the source length + ``extra_length`` (Vaswani et al. 2017, section 6.1).
+    Output length is at most the sentence's own source length (its tokens before the padding) +
+    ``extra_length`` (Vaswani et al. 2017, section 6.1), so a sentence's translation does not depend on
+    which sentences share its batch.
     ``settle`` stops each sentence once it is decided (:func:`settled`); the result is the same.
     A decided sentence leaves the batch, so the steps after it cost only what the open sentences need
     (the attention maps, kept for figures, keep every sentence to the end).
     """
-    B, S = source.shape
+    B = len(source)
     K, device = beam, source.device
+    limits = ((source != PAD).sum(1) + extra_length).repeat_interleave(K)  # one per (sentence, beam) row
     memory = select(model.encode(source), torch.arange(B * K, device=device) // K)  # each sentence K times
     state = model.start(memory)
     # Only the first beam is live at the start, or the K beams would be K copies of one hypothesis.
@@ -79,7 +83,7 @@ def beam_search(model, source: torch.Tensor, beam: int = 5, alpha: float = 0.6, 
     maps = []
     open_sentences = torch.arange(B, device=device)  # which sentence of ``source`` each row block is
     best_ids: list[torch.Tensor | None] = [None] * B
-    for _ in range(S + extra_length):
+    for length in range(1, int(limits.max()) + 1):  # the hypotheses' length after this step
         n = len(open_sentences)
         logits, state, weights = model.step(memory, state, tokens[:, -1])
         logp = torch.log_softmax(logits.float(), -1)
@@ -97,9 +101,9 @@ def beam_search(model, source: torch.Tensor, beam: int = 5, alpha: float = 0.6, 
             maps = [m.index_select(0, parent) for m in maps] + [weights.float().index_select(0, parent)]
         was_finished = finished.index_select(0, parent)
         lengths = lengths.index_select(0, parent) + (~was_finished).long()
-        finished = was_finished | (token == EOS)
+        finished = was_finished | (token == EOS) | (length >= limits)  # a hypothesis at its limit is cut
         if settle:
-            finished |= settled(scores.view(-1), lengths, finished, K, S + extra_length, alpha)
+            finished |= settled(scores.view(-1), lengths, finished, K, limits, alpha)
         decided = finished.view(n, K).all(1)
         if bool(decided.all()):
             break
@@ -107,7 +111,7 @@ def beam_search(model, source: torch.Tensor, beam: int = 5, alpha: float = 0.6, 
             _keep(best_ids, open_sentences[decided], tokens, _best_rows(scores, lengths, alpha)[decided])
             rows = (~decided).repeat_interleave(K).nonzero().view(-1)
             memory, state = select(memory, rows), select(state, rows)
-            tokens, finished, lengths = tokens[rows], finished[rows], lengths[rows]
+            tokens, finished, lengths, limits = tokens[rows], finished[rows], lengths[rows], limits[rows]
             scores, open_sentences = scores[~decided], open_sentences[~decided]
     best = _best_rows(scores, lengths, alpha)
     _keep(best_ids, open_sentences, tokens, best)
