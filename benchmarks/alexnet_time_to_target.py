@@ -9,10 +9,14 @@ the CPU has it), evaluating on validation ``--evals`` times. Its time is the tra
 stopping point is chosen on validation. The test accuracy printed is the run's final one: for a
 recipe whose budget ends where it reaches the target, that of the stopping point itself.
 
-The faster recipe changes the algorithm and the loss only, by overrides (nothing in the milestone):
-the fastest CIFAR-10 trainers' tricks that need no new code (Page 2018; Jordan's airbench, 2024):
-larger batches at a higher learning rate, label smoothing (Szegedy et al. 2016), and a budget short
-enough that the one-cycle schedule's decay ends where the target is reached.
+The faster recipe is made of overrides only (the cpu recipe itself is unchanged): the fastest CIFAR-10
+trainers' tricks (Page 2018; Jordan's airbench, 2024) that fit this network. Twice the batch at twice
+the learning rate, half the epochs, so that the one-cycle schedule's decay ends where the target is
+reached; label smoothing (Szegedy et al. 2016); no dropout, which slows a run this short; and
+AlexNet's own test-time reflections (``model.test_flips``: the mean prediction for an image and its
+mirror image, which costs evaluation time only). Chosen on validation, seed 0: with 4 epochs and no
+flips the final validation accuracy was 93.14%, with flips 93.34%; batch 512 at lr 0.4 stayed at
+90.76%; 5 epochs with dropout 0.1 reached 93% later.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from dlhistory.report.tables import format_table
 
 RECIPES: dict[str, dict[str, object]] = {
     "today (cpu preset)": {},
-    "fast": {"algorithm.batch_size": 512, "algorithm.lr": 0.4, "algorithm.epochs": 3,
-             "loss.label_smoothing": 0.1},
+    "fast": {"algorithm.batch_size": 256, "algorithm.lr": 0.2, "algorithm.epochs": 4,
+             "loss.label_smoothing": 0.1, "model.dropout": 0.0, "model.test_flips": True},
 }
 """Recipe name -> overrides of the cpu preset."""
 

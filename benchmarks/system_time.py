@@ -1,14 +1,15 @@
 """System time of every workload: a slice of each milestone's cpu-preset training, then the tools.
 
-    python benchmarks/system_time.py                      # all ten milestones and three tools (~20 min)
+    python benchmarks/system_time.py                      # all ten milestones and three tools (~15 min)
     python benchmarks/system_time.py alexnet gpt          # some milestones (and the tools they feed)
 
-Each milestone trains its cpu recipe at seed 0 on a shorter budget (``SLICES``: a fifth to a tenth of
-the run, its final evaluation included), as a child process, once with the allocator the command line
-preloads (tcmalloc, ``dlhistory/allocator.py``) and once with glibc's malloc; then ``translate`` (the
-1,000 test sentences), ``sample`` and ``generate`` use the slices' runs. It prints, for each, user and
-system CPU seconds, the system share of CPU time (issue 18's target: under 10%) and the wall time as a
-ratio against glibc's, measured in the same run, plus the machine. Set ``DLHISTORY_DATA`` as for tests.
+Each milestone trains its cpu recipe at seed 0 on a shorter budget (``SLICES``: about a tenth of the
+run, its final evaluation and the start-up included), as a child process, once with glibc's malloc
+and once with the allocator the command line preloads (tcmalloc, ``dlhistory/allocator.py``); then
+``translate`` (the 1,000 test sentences), ``sample`` and ``generate`` use the slices' runs. It prints,
+for each, user and system CPU seconds, the system share of CPU time (issue 18's target: under 10%) and
+the wall time as a ratio against glibc's, measured in the same run, plus the machine. Set
+``DLHISTORY_DATA`` as for the tests.
 """
 
 from __future__ import annotations
@@ -25,17 +26,17 @@ from machine import line
 from dlhistory.report.tables import format_table
 
 SLICES: dict[str, list[str]] = {
-    "alexnet": ["algorithm.epochs=1"],
-    "dqn": ["algorithm.steps=40000"],
-    "seq2seq": ["algorithm.flops=8e12"],
-    "adam": ["algorithm.epochs=1"],
-    "gan": ["algorithm.steps=600"],
-    "resnet": ["algorithm.epochs=0.5"],
-    "transformer": ["algorithm.flops=8e12"],
-    "bert": ["algorithm.pretrain.steps=120", "algorithm.finetune.epochs=0.2",
-             "algorithm.finetune.min_steps=40"],
-    "gpt": ["algorithm.tokens=1000000"],
-    "simclr": ["algorithm.pretrain.steps=60"],
+    "alexnet": ["algorithm.epochs=0.5"],
+    "dqn": ["algorithm.steps=20000"],
+    "seq2seq": ["algorithm.flops=4e12"],
+    "adam": ["algorithm.epochs=0.5"],
+    "gan": ["algorithm.steps=300"],
+    "resnet": ["algorithm.epochs=0.3"],
+    "transformer": ["algorithm.flops=4e12"],
+    "bert": ["algorithm.pretrain.steps=60", "algorithm.finetune.epochs=0.1",
+             "algorithm.finetune.min_steps=20"],
+    "gpt": ["algorithm.tokens=800000"],
+    "simclr": ["algorithm.pretrain.steps=30"],
 }
 """Milestone -> overrides of its cpu recipe that shorten its budget (nothing else)."""
 
