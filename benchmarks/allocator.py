@@ -56,6 +56,12 @@ def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, floa
     return wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, done.stdout
 
 
+def times(wall: float, user: float, system: float, reference: float) -> list[str]:
+    """One table row's measurements: wall, user and system seconds, system share, wall vs reference."""
+    return [f"{wall:.1f}", f"{user:.1f}", f"{system:.1f}", f"{system / (user + system):.1%}",
+            f"{wall / reference:.2f}x"]
+
+
 def test_sentences(n: int) -> Path:
     path = fetch(FILES[f"{SPLITS['test']}.de.gz"])
     with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -78,8 +84,7 @@ def main() -> None:
         wall, user, system, output = measure(command, env)
         reference = reference or wall
         outputs.add(output)
-        rows.append([name, f"{wall:.1f}", f"{user:.1f}", f"{system:.1f}", f"{system / (user + system):.0%}",
-                     f"{wall / reference:.2f}x"])
+        rows.append([name, *times(wall, user, system, reference)])
     print(f"dlhistory {' '.join(command)}")
     print(format_table(["allocator", "wall s", "user s", "system s", "system share", "wall vs glibc"], rows))
     print("outputs identical" if len(outputs) == 1 else "OUTPUTS DIFFER between allocators")

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from allocator import measure, settings, test_sentences
+from allocator import measure, settings, test_sentences, times
 from machine import line
 
 from dlhistory.report.tables import format_table
@@ -73,8 +73,7 @@ def main() -> None:
             for allocator, env in allocators.items():  # glibc first: the reference
                 wall, user, system, _ = measure(command, env)
                 reference = reference or wall
-                rows.append([name, allocator, f"{wall:.1f}", f"{user:.1f}", f"{system:.1f}",
-                             f"{system / (user + system):.1%}", f"{wall / reference:.2f}x"])
+                rows.append([name, allocator, *times(wall, user, system, reference)])
     print(format_table(["workload", "allocator", "wall s", "user s", "system s", "system share",
                         "wall vs glibc"], rows))
     print(line())
