@@ -5,10 +5,13 @@
     python benchmarks/alexnet_time_to_target.py --seeds 3 --recipes "fast, width 24"   # today's and one
 
 Each recipe trains the cpu preset's model on the cpu preset's data (``--precision auto``: bf16 where
-the CPU has it), evaluating on validation ``--evals`` times. Its time is the training seconds
-(evaluations excluded) at the first evaluation whose validation accuracy reaches ``--target``: the
-stopping point is chosen on validation. The test accuracy printed is the run's final one: for a
-recipe whose budget ends where it reaches the target, that of the stopping point itself.
+the CPU has it), evaluating on validation ``--evals`` times. Two readings of "time to 93%":
+
+- seconds to the target on validation: the training seconds (evaluations excluded) at the first
+  evaluation whose validation accuracy reaches ``--target``, a stopping point chosen on validation;
+- seconds to the target on test: the whole run's training seconds, where its final test accuracy
+  reaches the target. Each recipe's budget was chosen on validation, so the test set picks nothing;
+  the ratio is printed only where every seed of both recipes ends at the target.
 
 The faster recipes are made of overrides only (the cpu recipe itself is unchanged): the fastest CIFAR-10
 trainers' tricks (Page 2018; Jordan's airbench, 2024) that fit this network. Twice the batch at twice
@@ -19,10 +22,14 @@ mirror image, which costs evaluation time only). Chosen on validation, seed 0: w
 flips the final validation accuracy was 93.14%, with flips 93.34%; batch 512 at lr 0.4 stayed at
 90.76%; 5 epochs with dropout 0.1 reached 93% later. Those runs were in bf16 (AVX-512 BF16); on a
 CPU without it (fp32, a 2-core AMD EPYC), 3.5 epochs ended at 91.50% validation accuracy and 4 at
-88.40%: at lr 0.2 the recipe is on the edge of stability. The second fast recipe has three quarters
-of the channels (``model.width=24``: about 0.56x the convolutions' FLOPs) and today's lr 0.1; chosen on
-validation at seed 0 in fp32: at lr 0.2 it first reached 93% at 199 (a second run: 226) of its 225-256
-training seconds, final 93.02%; at lr 0.1 at 214 of 261 s, final 93.08%, and lr 0.1 is the stable one.
+88.40%: at lr 0.2 the recipe is on the edge of stability.
+
+The second fast recipe has three quarters of the channels (``model.width=24``: about 0.56x the
+convolutions' FLOPs) at today's lr 0.1 and 5 epochs. Chosen on validation at seed 0 in fp32 (first
+93% at / whole run, training seconds; final validation accuracy): 4 epochs at lr 0.2, 199-226 of
+225-256 s, 93.02%; at lr 0.1 (the stable one), 214 of 261 s, 93.08%; 4.5 epochs, 249 of 343 s,
+93.18%; 5 epochs, 262 of 376 s, 93.54%. With 4 epochs three seeds ended at 93.11%, 92.94% and 92.81%
+test accuracy: the target on validation, not on test; 5 epochs has the widest margin on validation.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ REFERENCE = "today (cpu preset)"
 RECIPES: dict[str, dict[str, object]] = {
     REFERENCE: {},
     "fast": FAST,
-    "fast, width 24": {**FAST, "model.width": 24, "algorithm.lr": 0.1},
+    "fast, width 24": {**FAST, "model.width": 24, "algorithm.lr": 0.1, "algorithm.epochs": 5},
 }
 """Recipe name -> overrides of the cpu preset."""
 
@@ -97,15 +104,28 @@ def main() -> None:
                         "final test acc"], rows))
     for name in args.recipes:
         print(f"{name} / {REFERENCE}, seconds to {100 * args.target:.0f}% validation accuracy: "
-              f"{ratio(results[name], results[REFERENCE])}")
+              f"{ratio_on_validation(results[name], results[REFERENCE])}")
+        print(f"{name} / {REFERENCE}, seconds to {100 * args.target:.0f}% test accuracy (whole runs): "
+              f"{ratio_on_test(results[name], results[REFERENCE], args.target)}")
 
 
-def ratio(runs: list[dict], reference: list[dict]) -> str:
+def ratio_on_validation(runs: list[dict], reference: list[dict]) -> str:
     """Mean seconds to the target against the reference's; only where every seed of both reached it."""
     if any(r["seconds"] is None for r in runs + reference):
         return "not every seed reached it"
-    seconds = [statistics.mean(r["seconds"] for r in group) for group in (runs, reference)]
-    return f"{seconds[0] / seconds[1]:.2f}x"
+    return _ratio([r["seconds"] for r in runs], [r["seconds"] for r in reference])
+
+
+def ratio_on_test(runs: list[dict], reference: list[dict], target: float) -> str:
+    """Mean whole-run seconds against the reference's; only where every seed of both ends at the target
+    test accuracy (each budget chosen on validation, so this is a time to the target on test)."""
+    if any(r["test"] < target for r in runs + reference):
+        return "not every seed ends at it"
+    return _ratio([r["total"] for r in runs], [r["total"] for r in reference])
+
+
+def _ratio(seconds: list[float], reference: list[float]) -> str:
+    return f"{statistics.mean(seconds) / statistics.mean(reference):.2f}x"
 
 
 if __name__ == "__main__":
