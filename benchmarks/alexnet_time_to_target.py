@@ -1,6 +1,6 @@
 """Time to 93% for the 2012 CNN: today's cpu recipe against faster ones, in the same run.
 
-    python benchmarks/alexnet_time_to_target.py              # seed 0 (5 minutes with bf16, 25 without)
+    python benchmarks/alexnet_time_to_target.py              # seed 0 (5 minutes with bf16, 30 without)
     python benchmarks/alexnet_time_to_target.py --seeds 3    # seeds 0-2
     python benchmarks/alexnet_time_to_target.py --seeds 3 --recipes "fast, width 24"   # today's and one
 
