@@ -85,7 +85,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1 per recipe")
-    parser.add_argument("--target", type=float, default=0.93, help="validation accuracy to reach")
+    parser.add_argument("--target", type=float, default=0.93,
+                        help="accuracy to reach: on validation, and on test at the end of a run")
     parser.add_argument("--evals", type=int, default=24, help="validation evaluations per run")
     faster = [name for name in RECIPES if name != REFERENCE]
     parser.add_argument("--recipes", nargs="+", choices=faster, default=faster, metavar="NAME",
@@ -103,9 +104,9 @@ def main() -> None:
     print(format_table(["recipe", f"s to {100 * args.target:.0f}% val", "seeds reaching", "s (whole run)",
                         "final test acc"], rows))
     for name in args.recipes:
-        print(f"{name} / {REFERENCE}, seconds to {100 * args.target:.0f}% validation accuracy: "
-              f"{ratio_on_validation(results[name], results[REFERENCE])}")
-        print(f"{name} / {REFERENCE}, seconds to {100 * args.target:.0f}% test accuracy (whole runs): "
+        versus = f"{name} / {REFERENCE}, seconds to {100 * args.target:.0f}%"
+        print(f"{versus} validation accuracy: {ratio_on_validation(results[name], results[REFERENCE])}")
+        print(f"{versus} test accuracy (whole runs): "
               f"{ratio_on_test(results[name], results[REFERENCE], args.target)}")
 
 
