@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 
 REPORTING = ("__init__.py", "__main__.py", "catalogue.py", "cli.py", "comparison.py", "config.py",
-             "errors.py", "grid.py", "pool.py", "records.py", "report", "spec.py", "tools",
+             "errors.py", "grid.py", "pool.py", "protocols.py", "records.py", "report", "spec.py", "tools",
              "codeversion.py")
 """The package's parts that only parse, start, compare and report runs, or use finished ones (the
 milestones' tools): they cannot change a run's result (the configs they produce are part of its
